@@ -1,0 +1,124 @@
+"""One training job: config -> data, model, groups, optimizer, schedule -> loop -> logs and a metric."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from sweep import config, data as datasets, trial as trials
+from sweep.errors import ConfigError
+from sweep.groups import build_groups, group_table
+from sweep.loop import DIVERGED, PRUNED, pick_device, save_checkpoint, train
+from sweep.models import build_model, load_backbone
+from sweep.optim import build_optimizer
+from sweep.schedules import Schedule
+from sweep.tensorboard import RunWriter
+
+log = logging.getLogger(__name__)
+
+HPARAM_KEYS = ("optimizer.name", "optimizer.lr", "optimizer.weight_decay", "groups.name",
+               "groups.head_lr_mult", "schedule.name", "trainer.epochs", "trainer.batch_size")
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def hparams_of(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """The core settings plus every key the command line or the sweeper set."""
+    keys = list(HPARAM_KEYS) + [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o]
+    out = {}
+    for key in dict.fromkeys(keys):
+        if key.startswith(("trial.", "hydra.")):
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, DictConfig):
+            value = value.get("name", str(value))
+        out[key] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return out
+
+
+def job_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else os.getcwd()
+
+
+def task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def train_job(cfg: DictConfig) -> float:
+    """Train one model as `cfg` says and return the objective (NaN for a diverged run)."""
+    config.validate(cfg)
+    tr = cfg.trainer
+    seed_everything(int(tr.seed), bool(tr.deterministic))
+    device = pick_device(tr.device)
+    data = datasets.load(OmegaConf.to_container(cfg.data, resolve=True))
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), data.num_features, data.num_classes)
+    model.to(device)
+    if cfg.model.get("init_from"):
+        load_backbone(model, str(cfg.model.init_from))
+    groups_cfg = OmegaConf.to_container(cfg.groups, resolve=True)
+    groups = build_groups(model, groups_cfg)
+    decay_norm_bias = bool(groups_cfg.get("decay_norm_bias", False))
+    optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True), groups, decay_norm_bias)
+    steps_per_epoch = -(-len(data.y_train) // int(tr.batch_size))
+    schedule = Schedule(OmegaConf.to_container(cfg.schedule, resolve=True), float(cfg.optimizer.lr),
+                        steps_per_epoch, int(tr.epochs))
+    trial = trials.from_config(cfg.get("trial"))
+    out = job_dir()
+    log.info("device %s, %d train / %d val samples, %d updates per epoch\n%s", device, len(data.y_train),
+             len(data.y_val), steps_per_epoch,
+             group_table(groups, float(cfg.optimizer.lr), float(cfg.optimizer.get("weight_decay", 0.0)),
+                         decay_norm_bias))
+    writer = RunWriter(os.path.join(out, "tensorboard"), float(tr.lr_log_tolerance))
+    metric, maximize = cfg.objective.metric, cfg.objective.direction == "maximize"
+    writer.hparams(hparams_of(cfg, task_overrides()), ["val/acc", "val/loss", "best/val_acc"])
+    try:
+        result = train(model, optimizer, schedule, data, OmegaConf.to_container(tr, resolve=True),
+                       writer, trial, metric)
+        if result.history:
+            writer.scalars({"best/val_acc": max(h["val/acc"] for h in result.history)}, result.epochs - 1)
+    finally:
+        writer.close()
+    if result.status == DIVERGED:
+        trial.set_reason(trials.FAIL_ATTR, result.reason)
+        return float("nan")
+    if result.status == PRUNED:
+        raise trial.pruned(result.reason)
+    save_checkpoint(os.path.join(out, "checkpoint.pt"), model,
+                    {"epochs": result.epochs, "updates": result.updates,
+                     "config": OmegaConf.to_container(cfg, resolve=True)})
+    value = result.metric(metric, cfg.objective.reduce, maximize)
+    log.info("%s (%s) = %.4f", metric, cfg.objective.reduce, value)
+    return value
+
+
+def run(cfg: DictConfig) -> float:
+    """Hydra task: in a single run a bad setting is one line on stderr and exit 2; in a sweep it
+    propagates, so the sweeper records the trial as failed with the message."""
+    try:
+        return train_job(cfg)
+    except ConfigError as err:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

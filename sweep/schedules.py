@@ -1,0 +1,240 @@
+"""Learning-rate schedules as pure functions of the optimizer-update count.
+
+Every group's LR is `peak_g * factor(t)` with `peak_g = base_lr * mult_g` and `t` the number of
+updates done so far. A shape is a small function `shape(u, n, **params) -> factor` where `u` and
+the horizon `n` are counted in the schedule's unit: epochs for the classic epoch rules (step,
+multistep, exponential, piecewise, plateau), updates for the smooth ones (cosine, linear, poly,
+onecycle). Specs in epochs are converted once, with the updates per epoch known up front, so a
+resumed run needs only `t` and the config.
+
+Conventions (each tested value for value against PyTorch's scheduler of the same name):
+- A milestone `m` means "the new LR applies from epoch == m" (MultiStepLR, StepLR).
+- Floors (`floor`) and the warmup start (`warmup_start`) are fractions of each group's own peak,
+  so a head multiplier survives both.
+- Past the horizon the last value holds (no "tried to step N times" error).
+- Warmup runs first, linear per update over `warmup_epochs`; the main schedule then starts at its
+  own t = 0 with the remaining horizon, as torch's SequentialLR(LinearLR, main) does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from sweep.errors import check
+
+EPOCH, UPDATE = "epoch", "update"
+
+
+def _constant(u: int, n: int) -> float:
+    return 1.0
+
+
+def _step(u: int, n: int, *, step_size: int, gamma: float) -> float:
+    return gamma ** (u // step_size)
+
+
+def _multistep(u: int, n: int, *, milestones: list[int], gamma: float) -> float:
+    return gamma ** bisect.bisect_right(milestones, u)
+
+
+def _exponential(u: int, n: int, *, gamma: float) -> float:
+    return gamma**u
+
+
+def _piecewise(u: int, n: int, *, pieces: list[list[float]], base_lr: float) -> float:
+    end = 0
+    for n_epochs, lr in pieces:
+        end += n_epochs
+        if u < end:
+            return lr / base_lr
+    return pieces[-1][1] / base_lr
+
+
+def _cosine(u: int, n: int, *, floor: float) -> float:
+    progress = min(u, n) / max(n, 1)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _poly(u: int, n: int, *, power: float, floor: float) -> float:
+    return floor + (1.0 - floor) * (1.0 - min(u, n) / max(n, 1)) ** power
+
+
+def _linear(u: int, n: int, *, floor: float) -> float:
+    return _poly(u, n, power=1.0, floor=floor)
+
+
+def _anneal(start: float, end: float, pct: float, kind: str) -> float:
+    if kind == "linear":
+        return start + (end - start) * pct
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1.0)
+
+
+def _onecycle(
+    u: int, n: int, *, pct_start: float, div_factor: float, final_div_factor: float,
+    anneal: str, three_phase: bool,
+) -> float:
+    initial = 1.0 / div_factor
+    lowest = initial / final_div_factor
+    rise_end = pct_start * n - 1
+    if three_phase:
+        phases = [(rise_end, initial, 1.0), (2 * pct_start * n - 2, 1.0, initial), (n - 1, initial, lowest)]
+    else:
+        phases = [(rise_end, initial, 1.0), (n - 1, 1.0, lowest)]
+    u = min(u, n - 1)
+    start = 0.0
+    for i, (end, lr_from, lr_to) in enumerate(phases):
+        if u <= end or i == len(phases) - 1:
+            return _anneal(lr_from, lr_to, (u - start) / (end - start), anneal)
+        start = end
+    raise AssertionError("unreachable")
+
+
+def _plateau(u: int, n: int, **_: Any) -> float:
+    return 1.0  # the reduction is state, applied by Schedule.scale
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A registered schedule: its function, its unit and the parameters it reads from the config."""
+
+    fn: Callable[..., float]
+    unit: str
+    params: tuple[str, ...] = ()
+
+
+SHAPES: dict[str, Shape] = {
+    "constant": Shape(_constant, EPOCH),
+    "step": Shape(_step, EPOCH, ("step_size", "gamma")),
+    "multistep": Shape(_multistep, EPOCH, ("milestones", "gamma")),
+    "exponential": Shape(_exponential, EPOCH, ("gamma",)),
+    "piecewise": Shape(_piecewise, EPOCH, ("pieces",)),
+    "plateau": Shape(_plateau, EPOCH),
+    "cosine": Shape(_cosine, UPDATE, ("floor",)),
+    "linear": Shape(_linear, UPDATE, ("floor",)),
+    "poly": Shape(_poly, UPDATE, ("power", "floor")),
+    "onecycle": Shape(
+        _onecycle, UPDATE, ("pct_start", "div_factor", "final_div_factor", "anneal", "three_phase")
+    ),
+}
+
+PLATEAU_KEYS = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "floor")
+
+
+def validate(spec: Mapping[str, Any], base_lr: float, epochs: int) -> None:
+    """Check a schedule config before training; raise ConfigError naming the key."""
+    name = spec.get("name")
+    check(name in SHAPES, "schedule", name, f"one of {', '.join(SHAPES)}")
+    g = spec.get("gamma")
+    if "gamma" in SHAPES[name].params:
+        check(isinstance(g, (int, float)) and 0 < g <= 1, "schedule.gamma", g, "a number in (0, 1]")
+    if name == "step":
+        s = spec.get("step_size")
+        check(isinstance(s, int) and s >= 1, "schedule.step_size", s, "an integer >= 1 (epochs)")
+    if name == "multistep":
+        m = list(spec.get("milestones") or [])
+        ok = bool(m) and all(isinstance(x, int) and x >= 0 for x in m) and m == sorted(set(m))
+        check(ok, "schedule.milestones", m, "a non-empty, strictly increasing list of epochs >= 0")
+    if name == "piecewise":
+        p = [list(x) for x in (spec.get("pieces") or [])]
+        ok = bool(p) and all(
+            len(x) == 2 and isinstance(x[0], int) and x[0] >= 1 and x[1] > 0 for x in p
+        )
+        check(ok, "schedule.pieces", p, "a non-empty list of [n_epochs >= 1, lr > 0] pairs")
+    for key in ("floor", "warmup_start"):
+        v = spec.get(key, 0.0)
+        check(isinstance(v, (int, float)) and 0 <= v <= 1, f"schedule.{key}", v, "a fraction in [0, 1]")
+    if name == "poly":
+        check(spec.get("power", 0) > 0, "schedule.power", spec.get("power"), "a number > 0")
+    if name == "onecycle":
+        v = spec.get("pct_start")
+        check(0 < v < 1, "schedule.pct_start", v, "a fraction in (0, 1)")
+        for key in ("div_factor", "final_div_factor"):
+            check(spec.get(key, 0) > 0, f"schedule.{key}", spec.get(key), "a number > 0")
+        check(spec.get("anneal") in ("cos", "linear"), "schedule.anneal", spec.get("anneal"), "cos or linear")
+    if name == "plateau":
+        check(0 < spec.get("factor", 0) < 1, "schedule.factor", spec.get("factor"), "a number in (0, 1)")
+        check(spec.get("mode") in ("min", "max"), "schedule.mode", spec.get("mode"), "min or max")
+        check(spec.get("threshold_mode") in ("rel", "abs"), "schedule.threshold_mode",
+              spec.get("threshold_mode"), "rel or abs")
+    w = spec.get("warmup_epochs", 0)
+    check(isinstance(w, (int, float)) and 0 <= w < epochs, "schedule.warmup_epochs", w,
+          f"a number of epochs >= 0 and < trainer.epochs ({epochs})")
+    check(base_lr > 0, "optimizer.lr", base_lr, "a number > 0")
+
+
+@dataclass
+class PlateauState:
+    """ReduceLROnPlateau's state, kept whole so a checkpoint restores it exactly."""
+
+    best: float | None = None
+    bad_epochs: int = 0
+    cooldown_left: int = 0
+    scale: float = 1.0
+
+
+@dataclass
+class Schedule:
+    """The LR factor of every update for one run; pure except the plateau state."""
+
+    spec: dict[str, Any]
+    base_lr: float
+    steps_per_epoch: int
+    epochs: int
+    plateau: PlateauState = field(default_factory=PlateauState)
+
+    def __post_init__(self) -> None:
+        validate(self.spec, self.base_lr, self.epochs)
+        self.shape = SHAPES[self.spec["name"]]
+        self.kwargs = {k: self.spec[k] for k in self.shape.params}
+        if self.spec["name"] == "piecewise":
+            self.kwargs["base_lr"] = self.base_lr
+        if self.spec["name"] == "multistep":
+            self.kwargs["milestones"] = list(self.kwargs["milestones"])
+        self.total = self.steps_per_epoch * self.epochs
+        self.warmup = int(round(self.spec.get("warmup_epochs", 0) * self.steps_per_epoch))
+        self.warmup_start = float(self.spec.get("warmup_start", 0.0))
+
+    def factor(self, t: int, start: int = 0) -> float:
+        """LR factor (of the group's peak) at update `t` for a group that starts training at `start`.
+
+        Before `start` the group is frozen (factor 0); its warmup and horizon count from `start`.
+        """
+        t -= start
+        if t < 0:
+            return 0.0
+        if t < self.warmup:
+            return self.warmup_start + (1.0 - self.warmup_start) * t / self.warmup
+        t -= self.warmup
+        n = self.total - start - self.warmup
+        if self.shape.unit == EPOCH:
+            t, n = t // self.steps_per_epoch, -(-n // self.steps_per_epoch)
+        value = self.shape.fn(t, n, **self.kwargs)
+        if self.spec["name"] == "plateau":
+            value = max(self.plateau.scale, self.spec["floor"])
+        return value
+
+    def end_of_epoch(self, metric: float) -> None:
+        """Feed the epoch's validation metric; only the plateau rule uses it (as torch does)."""
+        if self.spec["name"] != "plateau":
+            return
+        s, st = self.spec, self.plateau
+        if st.best is None or self._better(metric, st.best):
+            st.best, st.bad_epochs = metric, 0
+        else:
+            st.bad_epochs += 1
+        if st.cooldown_left > 0:
+            st.cooldown_left -= 1
+            st.bad_epochs = 0
+        if st.bad_epochs > s["patience"]:
+            st.scale = max(st.scale * s["factor"], s["floor"])
+            st.cooldown_left, st.bad_epochs = s["cooldown"], 0
+
+    def _better(self, a: float, best: float) -> bool:
+        th, rel = self.spec["threshold"], self.spec["threshold_mode"] == "rel"
+        if self.spec["mode"] == "min":
+            return a < (best * (1.0 - th) if rel else best - th)
+        return a > (best * (1.0 + th) if rel else best + th)
+

@@ -1,0 +1,19 @@
+"""Train one model with per-group learning-rate schedules; returns the objective for sweepers.
+
+    python train.py optimizer=adamw schedule=cosine optimizer.lr=3e-4 groups.head_lr_mult=10
+    python train.py -m search=lr
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from sweep.job import run
+
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
