@@ -88,7 +88,9 @@ def train_job(cfg: DictConfig) -> float:
                          decay_norm_bias))
     writer = RunWriter(os.path.join(out, "tensorboard"), float(tr.lr_log_tolerance))
     metric, maximize = cfg.objective.metric, cfg.objective.direction == "maximize"
-    writer.hparams(hparams_of(cfg, task_overrides()), ["val/acc", "val/loss", "best/val_acc"])
+    hparams = hparams_of(cfg, task_overrides())
+    writer.hparams(hparams, ["val/acc", "val/loss", "best/val_acc"])
+    trial.set_attr("hparams", hparams)
     try:
         result = train(model, optimizer, schedule, data, OmegaConf.to_container(tr, resolve=True),
                        writer, trial, metric)
@@ -97,7 +99,7 @@ def train_job(cfg: DictConfig) -> float:
     finally:
         writer.close()
     if result.status == DIVERGED:
-        trial.set_reason(trials.FAIL_ATTR, result.reason)
+        trial.set_attr(trials.FAIL_ATTR, result.reason)
         return float("nan")
     if result.status == PRUNED:
         raise trial.pruned(result.reason)

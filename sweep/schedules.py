@@ -211,7 +211,7 @@ class Schedule:
         n = self.total - start - self.warmup
         if self.shape.unit == EPOCH:
             t, n = t // self.steps_per_epoch, -(-n // self.steps_per_epoch)
-        value = self.shape.fn(t, n, **self.kwargs)
+        value = self.shape.fn(min(t, n), n, **self.kwargs)  # past the horizon the last value holds
         if self.spec["name"] == "plateau":
             value = max(self.plateau.scale, self.spec["floor"])
         return value

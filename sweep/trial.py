@@ -27,7 +27,7 @@ class NoTrial:
     def should_prune(self) -> bool:
         return False
 
-    def set_reason(self, key: str, reason: str) -> None:
+    def set_attr(self, key: str, value: object) -> None:
         pass
 
     def pruned(self, reason: str) -> Exception:
@@ -52,11 +52,11 @@ class StudyTrial(NoTrial):
     def should_prune(self) -> bool:
         return self.trial.should_prune()
 
-    def set_reason(self, key: str, reason: str) -> None:
-        self.trial.set_user_attr(key, reason)
+    def set_attr(self, key: str, value: object) -> None:
+        self.trial.set_user_attr(key, value)
 
     def pruned(self, reason: str) -> Exception:
-        self.set_reason(PRUNED_ATTR, reason)
+        self.set_attr(PRUNED_ATTR, reason)
         return self._optuna.TrialPruned(reason)
 
 

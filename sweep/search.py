@@ -1,0 +1,162 @@
+"""The search space grammar, samplers and pruners.
+
+Grammar (as in Hydra's Optuna plugin, with exact meanings):
+- `interval(a, b)`: a float in [a, b]; `int(interval(a, b))`: an int in [a, b];
+- `tag(log, interval(a, b))`: the same on a log scale (needs a > 0);
+- `choice(x, y, ...)`: one of the values (also config-group options: `schedule=choice(step,cosine)`);
+- `range(start, stop[, step])`: Python's and Hydra's range, stopping *before* `stop`
+  (`range(1, 3)` gives 1 or 2).
+A sweep override on the command line replaces the key's range from `hydra.sweeper.params`.
+Trial parameter names are the config keys.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, Callable, Mapping
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
+
+from sweep.errors import ConfigError, check
+
+SpaceHook = Callable[[optuna.Trial, Any], dict[str, Any]]
+
+SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "grid": optuna.samplers.GridSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+    "gp": optuna.samplers.GPSampler,
+}
+
+PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "none": optuna.pruners.NopPruner,
+}
+
+# Defaults chosen for epoch-level reports on short runs; `hydra.sweeper.pruner_options` overrides.
+PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "median": {"n_startup_trials": 5, "n_warmup_steps": 2},
+    "percentile": {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 2},
+    "successive_halving": {"min_resource": 1, "reduction_factor": 3},
+    "hyperband": {"min_resource": 1, "reduction_factor": 3},
+    "none": {},
+}
+
+
+def _distribution(key: str, override: Override) -> BaseDistribution:
+    value = override.value()
+    text = override.input_line
+    if isinstance(value, ChoiceSweep):
+        check(not value.tags, key, text, "choice(...) takes no tags")
+        return CategoricalDistribution(list(value.list))
+    if isinstance(value, RangeSweep):
+        check(not value.tags, key, text, "range(...) takes no tags (log needs interval)")
+        start, stop, step = value.start, value.stop, value.step
+        check(step is not None and step > 0 and stop > start, key, text,
+              "range(start, stop, step) with start < stop and step > 0 (stop is excluded)")
+        last = start + math.ceil((stop - start) / step - 1) * step
+        if all(isinstance(v, int) for v in (start, stop, step)):
+            return IntDistribution(int(start), int(last), step=int(step))
+        return FloatDistribution(float(start), float(last), step=float(step))
+    if isinstance(value, IntervalSweep):
+        low, high, log = value.start, value.end, "log" in value.tags
+        check(low < high, key, text, "interval(low, high) with low < high")
+        check(not log or low > 0, key, text, "tag(log, interval(low, high)) with low > 0")
+        if isinstance(low, int) and isinstance(high, int):
+            return IntDistribution(low, high, log=log)
+        return FloatDistribution(float(low), float(high), log=log)
+    raise ConfigError(key, text, "a sweep: interval(...), tag(log, interval(...)), int(...), choice(...) or range(...)")
+
+
+def parse_space(params: Mapping[str, str], arguments: list[str]) -> tuple[dict[str, BaseDistribution], list[str]]:
+    """(search space from `params` updated by the sweep overrides in `arguments`, the fixed overrides)."""
+    parser = OverridesParser.create()
+    lines = [f"{k}={v}" for k, v in (params or {}).items()]
+    space: dict[str, BaseDistribution] = {}
+    for override in parser.parse_overrides(lines):
+        space[override.get_key_element()] = _distribution(override.get_key_element(), override)
+    fixed = []
+    for override in parser.parse_overrides(arguments):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            space[key] = _distribution(key, override)
+        else:
+            space.pop(key, None)
+            fixed.append(override.input_line)
+    return space, fixed
+
+
+def check_keys(space: Mapping[str, BaseDistribution], cfg: Any) -> None:
+    """Every searched key must exist in the job's config (a value, or a config group)."""
+    from omegaconf import OmegaConf
+
+    groups = cfg.hydra.runtime.choices if "hydra" in cfg else {}
+    missing = object()
+    for key in space:
+        bare = key.lstrip("+~")
+        if key.startswith("+") or bare in groups:
+            continue
+        check(OmegaConf.select(cfg, bare, default=missing) is not missing, key, str(space[key]),
+              "a key of the job's config (see python train.py --cfg job)")
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """Sample every parameter of `space` (public Trial API only)."""
+    out: dict[str, Any] = {}
+    for key, d in space.items():
+        if isinstance(d, CategoricalDistribution):
+            out[key] = trial.suggest_categorical(key, d.choices)
+        elif isinstance(d, IntDistribution):
+            out[key] = trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)
+        else:
+            out[key] = trial.suggest_float(key, d.low, d.high, step=d.step, log=d.log)
+    return out
+
+
+def grid_of(space: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
+    """The grid sampler's values: choices and ranges only."""
+    grid = {}
+    for key, d in space.items():
+        if isinstance(d, CategoricalDistribution):
+            grid[key] = list(d.choices)
+        elif d.step is not None:
+            n = int(round((d.high - d.low) / d.step)) + 1
+            grid[key] = [d.low + i * d.step for i in range(n)]
+        else:
+            raise ConfigError(key, str(d), "choice(...) or range(...) with hydra.sweeper.sampler=grid")
+    return grid
+
+
+def build_sampler(name: str, options: Mapping[str, Any], seed: int | None,
+                  space: Mapping[str, BaseDistribution]) -> optuna.samplers.BaseSampler:
+    check(name in SAMPLERS, "hydra.sweeper.sampler", name, f"one of {', '.join(SAMPLERS)}")
+    kwargs = dict(options or {})
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_of(space), seed=seed)
+    return SAMPLERS[name](seed=seed, **kwargs)
+
+
+def pruner_spec(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    check(name in PRUNERS, "hydra.sweeper.pruner", name, f"one of {', '.join(PRUNERS)}")
+    return {"name": name, **PRUNER_DEFAULTS[name], **dict(options or {})}
+
+
+def load_hook(path: str | None) -> SpaceHook | None:
+    """`module.function` -> the conditional-space hook (trial, job config) -> extra overrides."""
+    if not path:
+        return None
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError("hydra.sweeper.space_hook", path, "an importable module.function") from None

@@ -1,0 +1,28 @@
+"""The sweeper's settings, `hydra.sweeper.*` (light: the plugin shim imports it at every start)."""
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class SweeperConf:
+    """`hydra.sweeper.*` settings (the search/ configs set them; each can be overridden)."""
+
+    _target_: str = "hydra_plugins.lr_sweep.lr_sweep_sweeper.LRSweeper"
+    n_trials: int = 20  # finished (COMPLETE or PRUNED) trials the study should hold in total
+    n_jobs: int = 1  # trials launched together per batch (a parallel launcher runs them at once)
+    trials_per_job: int = 1  # trials trained together as one vectorised model (only 1 so far)
+    direction: str = "maximize"  # maximize | minimize
+    study_name: Optional[str] = None  # default: the sweep dir's name
+    storage: Optional[str] = None  # journal file path or database URL; default <sweep dir>/study.journal
+    sampler: str = "tpe"  # tpe | random | grid | cmaes | qmc | gp
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    seed: Optional[int] = None
+    pruner: str = "median"  # median | percentile | successive_halving | hyperband | none
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  # key -> interval(...)/choice(...)/...
+    space_hook: Optional[str] = None  # module.function(trial, cfg) -> overrides (conditional spaces)
+    enqueue_current: bool = False  # first trial = the config's current values of the searched keys
+    max_consecutive_failures: int = 5
+    heartbeat_s: float = 10.0  # how often a worker marks its running trials alive
+    stale_after_s: float = 120.0  # a running trial of another host with no heartbeat for this long is dead
