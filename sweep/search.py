@@ -44,9 +44,10 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
 }
 
 # Defaults chosen for epoch-level reports on short runs; `hydra.sweeper.pruner_options` overrides.
+# median and percentile also take hydra.sweeper.n_startup_trials and hydra.sweeper.n_warmup_steps.
 PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "median": {"n_startup_trials": 5, "n_warmup_steps": 2},
-    "percentile": {"percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 2},
+    "median": {},
+    "percentile": {"percentile": 25.0},
     "successive_halving": {"min_resource": 1, "reduction_factor": 3},
     "hyperband": {"min_resource": 1, "reduction_factor": 3},
     "none": {},
@@ -55,7 +56,7 @@ PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def _distribution(key: str, override: Override) -> BaseDistribution:
     value = override.value()
-    text = override.input_line
+    text = override.input_line.split("=", 1)[-1]
     if isinstance(value, ChoiceSweep):
         check(not value.tags, key, text, "choice(...) takes no tags")
         return CategoricalDistribution(list(value.list))
@@ -106,8 +107,8 @@ def check_keys(space: Mapping[str, BaseDistribution], cfg: Any) -> None:
         bare = key.lstrip("+~")
         if key.startswith("+") or bare in groups:
             continue
-        check(OmegaConf.select(cfg, bare, default=missing) is not missing, key, str(space[key]),
-              "a key of the job's config (see python train.py --cfg job)")
+        check(OmegaConf.select(cfg, bare, default=missing) is not missing, "hydra.sweeper.params", key,
+              "keys of the job's config (python train.py --cfg job lists them), or +key to add one")
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
@@ -146,9 +147,14 @@ def build_sampler(name: str, options: Mapping[str, Any], seed: int | None,
     return SAMPLERS[name](seed=seed, **kwargs)
 
 
-def pruner_spec(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+def pruner_spec(name: str, options: Mapping[str, Any], n_startup_trials: int = 5,
+                n_warmup_steps: int = 2) -> dict[str, Any]:
+    """The pruner as plain data (stored in the study, so jobs in other processes rebuild it)."""
     check(name in PRUNERS, "hydra.sweeper.pruner", name, f"one of {', '.join(PRUNERS)}")
-    return {"name": name, **PRUNER_DEFAULTS[name], **dict(options or {})}
+    spec = {"name": name, **PRUNER_DEFAULTS[name]}
+    if name in ("median", "percentile"):
+        spec.update(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+    return {**spec, **dict(options or {})}
 
 
 def load_hook(path: str | None) -> SpaceHook | None:

@@ -111,7 +111,7 @@ class LRSweeper:
         search.check_keys(space, job_cfg)
         search.load_hook(c.space_hook)
         search.build_sampler(c.sampler, c.sampler_options, c.seed, space)
-        search.pruner_spec(c.pruner, c.pruner_options)
+        search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps)
         return space, fixed, job_cfg
 
     # -- the sweep --------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class LRSweeper:
             storage_spec = os.path.abspath(storage_spec)
         study_name = c.study_name or os.path.basename(sweep_dir.rstrip("/")) or "lr-sweep"
         storage = open_storage(storage_spec)
-        pruner_spec = search.pruner_spec(c.pruner, c.pruner_options)
+        pruner_spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps)
         study = optuna.create_study(study_name=study_name, storage=storage, direction=c.direction,
                                     load_if_exists=True)
         check(study.direction.name.lower() == c.direction, "hydra.sweeper.direction", c.direction,
@@ -156,8 +156,8 @@ class LRSweeper:
             self._write_experiment(sweep_dir, study)
             log.info("%s\nresults in %s", results.summary_table(study), sweep_dir)
         if written["best"] is None:
-            raise RuntimeError(f"no trial completed in study '{study_name}'; see {sweep_dir}/trials.csv "
-                               "for each trial's failure reason")
+            raise SystemExit(f"error: no trial completed in study '{study_name}'; see {sweep_dir}/trials.csv "
+                             "for each trial's failure reason")
         log.info("best: #%d value %.4f; rerun: python train.py %s", written["best"]["number"],
                  written["best"]["value"], " ".join(written["best"]["overrides"]))
 
@@ -215,7 +215,7 @@ class LRSweeper:
             for (trial, _), ret in zip(batch, outcomes):
                 with self.heartbeat.lock:
                     self.heartbeat.trial_ids.discard(ids[trial.number])
-                state = self._record(study, trial, ret)
+                state = self._record(study, storage, ids[trial.number], trial, ret)
                 failures_in_a_row = failures_in_a_row + 1 if state == TrialState.FAIL else 0
 
     def _launch(self, batch: list, fixed: list[str], storage_spec: str, study_name: str) -> list[JobReturn]:
@@ -236,8 +236,14 @@ class LRSweeper:
             i = j
         return out
 
-    def _record(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn) -> TrialState:
-        """Classify a job's outcome and tell the study; one line per finished trial."""
+    def _record(self, study: optuna.Study, storage: Any, trial_id: int, trial: optuna.Trial,
+                ret: JobReturn) -> TrialState:
+        """Classify a job's outcome and tell the study; one line per finished trial.
+
+        The job records why it stopped (diverged, pruned) in the storage, from whichever process
+        ran it, so the attributes are read back from the storage, not from this Trial's cache.
+        """
+        attrs = storage.get_trial(trial_id).user_attrs
         try:
             value = ret.return_value
         except optuna.TrialPruned as err:
@@ -246,7 +252,7 @@ class LRSweeper:
             log.info("trial %d pruned: %s", trial.number, str(err))
             return TrialState.PRUNED
         except Exception as err:  # noqa: BLE001 - any job error fails the trial, not the sweep
-            if trial.user_attrs.get(PRUNED_ATTR):
+            if attrs.get(PRUNED_ATTR):
                 study.tell(trial, state=TrialState.PRUNED)
                 return TrialState.PRUNED
             text = f"{type(err).__name__}: {err}".splitlines()[0]
@@ -256,8 +262,7 @@ class LRSweeper:
             log.info("trial %d complete: %.4f  %s", trial.number, value,
                      " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()))
             return TrialState.COMPLETE
-        # the job records why (e.g. diverged) in the storage, from whichever process ran it
-        reason = trial.user_attrs.get(FAIL_ATTR) or f"non-finite objective: {value!r}"
+        reason = attrs.get(FAIL_ATTR) or f"non-finite objective: {value!r}"
         return self._tell_fail(study, trial, reason)
 
     @staticmethod

@@ -19,7 +19,9 @@ class SweeperConf:
     sampler_options: dict[str, Any] = field(default_factory=dict)
     seed: Optional[int] = None
     pruner: str = "median"  # median | percentile | successive_halving | hyperband | none
-    pruner_options: dict[str, Any] = field(default_factory=dict)
+    n_startup_trials: int = 5  # median/percentile: trials that finish before any pruning
+    n_warmup_steps: int = 2  # median/percentile: epochs a trial always trains before it can be pruned
+    pruner_options: dict[str, Any] = field(default_factory=dict)  # other pruner arguments
     params: dict[str, str] = field(default_factory=dict)  # key -> interval(...)/choice(...)/...
     space_hook: Optional[str] = None  # module.function(trial, cfg) -> overrides (conditional spaces)
     enqueue_current: bool = False  # first trial = the config's current values of the searched keys

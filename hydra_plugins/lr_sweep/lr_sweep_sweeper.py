@@ -4,6 +4,7 @@ Kept light: Hydra imports every hydra_plugins module at start-up, so Optuna is i
 a sweep actually runs.
 """
 
+import sys
 from typing import Any, List
 
 from hydra.core.config_store import ConfigStore
@@ -22,7 +23,13 @@ class LRSweeper(Sweeper):
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
-        return self.impl.sweep(arguments)
+        from sweep.errors import ConfigError
+
+        try:
+            return self.impl.sweep(arguments)
+        except ConfigError as err:  # bad sweep settings: one line, exit 2, before any trial
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="lr_sweep", node=SweeperConf, provider="lr-sweep")

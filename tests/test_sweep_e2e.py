@@ -1,0 +1,156 @@
+"""Real command-line sweeps in temp dirs with tiny budgets: pruning, resume, kill, failures, going wide."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from conftest import FAST, REPO, read_trials, run_train
+
+pytestmark = pytest.mark.slow
+
+
+def study_of(sweep_dir: Path) -> optuna.Study:
+    from sweep.storage import open_storage
+
+    storage = open_storage(str(sweep_dir / "study.journal"))
+    return optuna.load_study(study_name=sweep_dir.name, storage=storage)
+
+
+def test_pruning_records_pruned_trials(tmp_path):
+    d = tmp_path / "prune"
+    run_train("-m", "search=lr", *FAST, "trainer.epochs=6", "hydra.sweeper.n_trials=10",
+              "hydra.sweeper.sampler=random", "hydra.sweeper.n_startup_trials=2", "hydra.sweeper.n_warmup_steps=1",
+              "optimizer.lr=tag(log, interval(1e-5, 1))", f"hydra.sweep.dir={d}", check=True)
+    rows = read_trials(d)
+    states = [r["state"] for r in rows]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 10
+    assert "PRUNED" in states
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert all("pruned at epoch" in r["failure_reason"] for r in pruned)
+    # a pruned trial stopped early: fewer val/acc reports than epochs
+    study = study_of(d)
+    for t in study.get_trials(states=(optuna.trial.TrialState.PRUNED,)):
+        assert len(t.intermediate_values) < 6
+
+
+def test_resume_tops_up_to_n_trials_with_job_dirs_named_by_trial_number(tmp_path):
+    d = tmp_path / "resume"
+    common = ["-m", "search=lr", *FAST, "hydra.sweeper.pruner=none", f"hydra.sweep.dir={d}"]
+    run_train(*common, "hydra.sweeper.n_trials=3", check=True)
+    first = {r["number"]: r["params"] for r in read_trials(d)}
+    run_train(*common, "hydra.sweeper.n_trials=5", check=True)
+    rows = read_trials(d)
+    assert [int(r["number"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert all(r["state"] == "COMPLETE" for r in rows)
+    assert {r["number"]: r["params"] for r in rows[:3]} == first
+    # the seeded sampler did not replay its first trials
+    assert {r["params"] for r in rows[3:]}.isdisjoint(first.values())
+    assert sorted(p.name for p in d.iterdir() if p.is_dir()) == ["0", "1", "2", "3", "4"]
+    for r in rows:
+        assert Path(r["job_dir"]) == d / r["number"]
+
+
+def test_sigkill_during_a_trial_then_rerun_loses_nothing(tmp_path):
+    d = tmp_path / "kill"
+    args = [sys.executable, str(REPO / "train.py"), "-m", "search=lr", "data=digits", "trainer.epochs=15",
+            "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=none", f"hydra.sweep.dir={d}"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    log = d / "1" / "train.log"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and "epoch 2/" in log.read_text()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = study_of(d).get_trials()
+    assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
+    proc = run_train(*args[2:], check=True)
+    after = study_of(d).get_trials()
+    states = [t.state.name for t in after]
+    assert "RUNNING" not in states
+    assert states.count("COMPLETE") == 3
+    assert after[0].value == before[0].value and after[0].params == before[0].params
+    assert states[1] == "FAIL" and "died" in after[1].user_attrs["fail_reason"]
+    assert after[2].params == after[1].params  # the dead trial's parameters were retried
+
+
+def test_every_trial_diverging_is_recorded_and_results_are_written(tmp_path):
+    d = tmp_path / "diverge"
+    proc = run_train("-m", "search=lr", *FAST, "hydra.sweeper.n_trials=10", "hydra.sweeper.max_consecutive_failures=4",
+                     "optimizer.lr=tag(log, interval(10, 1000))", f"hydra.sweep.dir={d}")
+    assert proc.returncode != 0
+    assert "4 trials failed in a row" in proc.stdout + proc.stderr
+    assert "no trial completed" in proc.stderr
+    rows = read_trials(d)
+    assert len(rows) == 4 and all(r["state"] == "FAIL" for r in rows)
+    assert all(r["failure_reason"].startswith("diverged: loss=") for r in rows)
+    results = (d / "optimization_results.yaml").read_text()
+    assert "best: null" in results and "FAIL: 4" in results
+    # the diverged runs kept their logs
+    assert all(any((d / r["number"] / "tensorboard").iterdir()) for r in rows)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("optimizer.lr=tag(log, interval(0, 1))", "low > 0"),
+    ("optimizer.lr=interval(1, 0.1)", "low < high"),
+    ("optimizer.not_a_key=interval(0.1, 1)", "optimizer.not_a_key"),
+])
+def test_bad_search_spaces_are_rejected_before_any_trial(tmp_path, override, words):
+    d = tmp_path / "bad"
+    proc = run_train("-m", "search=lr", *FAST, override, f"hydra.sweep.dir={d}")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and words in lines[0]
+    assert not d.exists() or not any(p.is_dir() for p in d.iterdir())
+
+
+def test_two_processes_on_one_journal_share_the_budget(tmp_path):
+    d = tmp_path / "wide"
+    args = [sys.executable, str(REPO / "train.py"), "-m", "search=lr", *FAST, "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.pruner=none", f"hydra.sweep.dir={d}"]
+    procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    trials = study_of(d).get_trials()
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 6
+    assert "RUNNING" not in {t.state.name for t in trials}
+    # both workers did some of the work
+    assert len({t.user_attrs["worker"] for t in finished}) == 2
+
+
+def test_job_in_another_process_reports_and_is_pruned_through_the_storage(tmp_path):
+    """The trial handle reaches the study through the shared storage (as with any other launcher)."""
+    from sweep.storage import open_storage
+
+    path = str(tmp_path / "study.journal")
+    study = optuna.create_study(study_name="s", storage=open_storage(path), direction="maximize")
+    study.set_user_attr("pruner", {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0})
+    good = study.ask()
+    for epoch in range(3):
+        good.report(1.0, epoch)
+    study.tell(good, 1.0)
+    trial = study.ask()
+    proc = run_train(*FAST, "optimizer.lr=1e-6", f"trial.storage={path}", "trial.study_name=s",
+                     f"trial.number={trial.number}", f"hydra.run.dir={tmp_path / 'job'}")
+    assert proc.returncode != 0 and "TrialPruned" in proc.stderr
+    frozen = study.get_trials()[trial.number]
+    assert frozen.intermediate_values and frozen.user_attrs["pruned_reason"].startswith("pruned at epoch 0")
+
+
+def test_hydra_discovers_the_sweeper_from_the_installed_package(tmp_path):
+    code = ("from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper;"
+            "print([c.__module__ for c in Plugins.instance().discover(Sweeper)])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert "hydra_plugins.lr_sweep.lr_sweep_sweeper" in out.stdout
