@@ -4,8 +4,13 @@
     python train.py -m search=lr
 """
 
+import os
+import sys
+
 import hydra
 from omegaconf import DictConfig
+
+CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -16,4 +21,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    from sweep.cli import check_choices
+
+    check_choices(sys.argv[1:], CONF_DIR)
     main()

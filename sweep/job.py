@@ -62,6 +62,19 @@ def task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def write_status(out: str, status: str, reason: str, epochs: int) -> None:
+    """`status.yaml` in the job dir: completed, diverged or pruned, and why."""
+    OmegaConf.save(OmegaConf.create({"status": status, "reason": reason, "epochs": epochs}),
+                   os.path.join(out, "status.yaml"))
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def train_job(cfg: DictConfig) -> float:
     """Train one model as `cfg` says and return the objective (NaN for a diverged run)."""
     config.validate(cfg)
@@ -98,29 +111,36 @@ def train_job(cfg: DictConfig) -> float:
             writer.scalars({"best/val_acc": max(h["val/acc"] for h in result.history)}, result.epochs - 1)
     finally:
         writer.close()
+    write_status(out, result.status, result.reason, result.epochs)
     if result.status == DIVERGED:
         trial.set_attr(trials.FAIL_ATTR, result.reason)
         return float("nan")
     if result.status == PRUNED:
         raise trial.pruned(result.reason)
-    save_checkpoint(os.path.join(out, "checkpoint.pt"), model,
-                    {"epochs": result.epochs, "updates": result.updates,
-                     "config": OmegaConf.to_container(cfg, resolve=True)})
+    meta = {"epochs": result.epochs, "updates": result.updates,
+            "config": OmegaConf.to_container(cfg, resolve=True)}
+    save_checkpoint(os.path.join(out, "checkpoint.pt"), model, meta)
+    if tr.get("save_to"):  # a fixed path (relative to the launch dir) that model.init_from can name
+        os.makedirs(os.path.dirname(os.path.abspath(str(tr.save_to))), exist_ok=True)
+        save_checkpoint(str(tr.save_to), model, meta)
+        log.info("checkpoint saved to %s", tr.save_to)
     value = result.metric(metric, cfg.objective.reduce, maximize)
     log.info("%s (%s) = %.4f", metric, cfg.objective.reduce, value)
     return value
 
 
 def run(cfg: DictConfig) -> float:
-    """Hydra task: in a single run a bad setting is one line on stderr and exit 2; in a sweep it
-    propagates, so the sweeper records the trial as failed with the message."""
+    """Hydra task: in a single run a bad setting is one line on stderr and exit 2, a diverged run
+    exit 3; in a sweep both reach the sweeper (an error, a NaN), which records the trial as failed."""
     try:
-        return train_job(cfg)
+        value = train_job(cfg)
     except ConfigError as err:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        if in_multirun():
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if value != value and not in_multirun():  # NaN: the run diverged; say so in the exit status
+        print(f"error: the run diverged (see {job_dir()}/status.yaml); try a lower optimizer.lr",
+              file=sys.stderr)
+        sys.exit(3)
+    return value

@@ -1,0 +1,154 @@
+"""The training job: config checks before training, the default run's outputs, divergence, data."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import FAST, REPO, run_train
+from sweep import config
+from sweep.cli import unknown_choice
+from sweep.data import Batches, load
+from sweep.errors import ConfigError
+from sweep.schedules import Schedule
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["optimizer.lr=0"], "optimizer.lr"),
+    (["optimizer.lr=-0.1"], "optimizer.lr"),
+    (["schedule.gamma=1.5"], "schedule.gamma"),
+    (["schedule.gamma=0"], "schedule.gamma"),
+    (["schedule.step_size=0"], "schedule.step_size"),
+    (["schedule=multistep", "schedule.milestones=[5,2]"], "schedule.milestones"),
+    (["schedule=multistep", "schedule.milestones=[-1,2]"], "schedule.milestones"),
+    (["schedule=piecewise", "schedule.pieces=[]"], "schedule.pieces"),
+    (["schedule=piecewise", "schedule.pieces=[[3,0]]"], "schedule.pieces"),
+    (["groups.head_lr_mult=0"], "groups.head_lr_mult"),
+    (["model.init_from=/no/such/file.pt"], "model.init_from"),
+    (["trainer.device=tpu"], "trainer.device"),
+    (["schedule.warmup_epochs=50"], "schedule.warmup_epochs"),
+    (["objective.metric=val/f1"], "objective.metric"),
+])
+def test_bad_settings_are_rejected_before_training(overrides, key):
+    with pytest.raises(ConfigError) as err:
+        config.validate(composed(*overrides))
+    assert str(err.value).startswith(f"{key}=") and "not allowed" in str(err.value)
+
+
+def test_cuda_asked_for_where_there_is_none(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="trainer.device='cuda'.*no CUDA device"):
+        config.validate(composed("trainer.device=cuda"))
+
+
+def test_unknown_schedule_or_optimizer_is_one_line_naming_the_options():
+    conf = str(REPO / "conf")
+    assert unknown_choice(["schedule=foo"], conf) == (
+        "error: schedule='foo' is not allowed: one of constant, cosine, exponential, linear, multistep, "
+        "onecycle, piecewise, plateau, poly, step")
+    assert "one of adam, adamw, sgd" in unknown_choice(["optimizer=rmsprop"], conf)
+    assert unknown_choice(["schedule=cosine", "optimizer.lr=0.1", "schedule=choice(step,cosine)"], conf) is None
+
+
+def test_every_shipped_config_combination_validates():
+    for schedule in ("constant", "step", "multistep", "exponential", "piecewise", "cosine", "linear", "poly",
+                     "onecycle", "plateau"):
+        for opt in ("sgd", "adam", "adamw"):
+            config.validate(composed(f"schedule={schedule}", f"optimizer={opt}"))
+
+
+def test_small_sets_live_on_the_device_and_large_ones_stream_the_same_batches():
+    data = load({"name": "synthetic", "n_samples": 200, "n_features": 4, "n_classes": 3, "seed": 1})
+    kept = Batches(data.x_train, data.y_train, 32, torch.device("cpu"), True, 256, torch.Generator().manual_seed(0))
+    streamed = Batches(data.x_train, data.y_train, 32, torch.device("cpu"), True, 0, torch.Generator().manual_seed(0))
+    assert kept.on_device and not streamed.on_device
+    for (xa, ya), (xb, yb) in zip(kept, streamed):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert sum(len(y) for _, y in kept) == len(data.y_train)
+
+
+def test_digits_split_is_fixed_by_seed_and_subsets_relabel():
+    a, b = load({"name": "digits", "seed": 0}), load({"name": "digits", "seed": 0})
+    assert torch.equal(a.y_val, b.y_val) and len(a.y_train) + len(a.y_val) == 1797
+    sub = load({"name": "digits", "seed": 0, "classes": [5, 6, 7, 8, 9], "train_per_class": 10})
+    assert sub.num_classes == 5 and sorted(set(sub.y_train.tolist())) == [0, 1, 2, 3, 4]
+    assert np.bincount(sub.y_train.numpy()).tolist() == [10] * 5
+
+
+def scalars(run_dir):
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return acc, {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.slow
+def test_default_job_writes_lr_per_group_metrics_hparams_and_a_checkpoint(tmp_path):
+    out = tmp_path / "job"
+    proc = run_train("trainer.epochs=12", f"hydra.run.dir={out}", check=True)
+    assert "group" in proc.stdout + proc.stderr and "epoch 12/12" in proc.stdout + proc.stderr
+    tb = out / "tensorboard"
+    assert [p for p in tb.iterdir() if p.is_dir()] == []  # hparams in the run's own dir
+    acc, s = scalars(tb)
+    assert {"lr/backbone", "lr/head", "train/loss", "val/loss", "val/acc"} <= set(s)
+    assert len(s["val/acc"]) == 12
+    assert acc.SummaryMetadata("_hparams_/session_start_info").plugin_data.plugin_name == "hparams"
+    # the logged LR curve, interpolated, is the LR every update used: step decay at epoch 10
+    cfg = OmegaConf.load(out / ".hydra" / "config.yaml")
+    spe = -(-1438 // 64)
+    sched = Schedule(OmegaConf.to_container(cfg.schedule), cfg.optimizer.lr, spe, 12)
+    for group, mult in (("backbone", 1.0), ("head", cfg.groups.head_lr_mult)):
+        steps, values = zip(*s[f"lr/{group}"])
+        expected = [cfg.optimizer.lr * mult * sched.factor(t) for t in range(12 * spe)]
+        got = np.interp(range(12 * spe), steps, values)
+        assert np.allclose(got, expected, rtol=1e-6)
+        assert len(steps) < 12 * spe / 4  # knots, not a point per update
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert "backbone.0.weight" in ckpt["model"] and ckpt["epochs"] == 12
+    assert "status: completed" in (out / "status.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_issue_example_command_runs(tmp_path):
+    run_train("optimizer=adamw", "schedule=cosine", "optimizer.lr=3e-4", "groups.head_lr_mult=10",
+              "trainer.epochs=2", f"hydra.run.dir={tmp_path}", check=True)
+    _, s = scalars(tmp_path / "tensorboard")
+    head, backbone = dict(s["lr/head"]), dict(s["lr/backbone"])
+    assert head[0] == pytest.approx(3e-3) and backbone[0] == pytest.approx(3e-4)
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_at_once_and_keeps_its_logs(tmp_path):
+    proc = run_train(*FAST, "trainer.epochs=20", "optimizer.lr=1000", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 3 and "diverged" in proc.stderr
+    status = OmegaConf.load(tmp_path / "status.yaml")
+    assert status.status == "diverged" and status.epochs == 0
+    assert not (tmp_path / "checkpoint.pt").exists()
+    _, s = scalars(tmp_path / "tensorboard")
+    assert "lr/head" in s and "val/acc" not in s
+
+
+@pytest.mark.slow
+def test_bad_input_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    for args in (["schedule=foo"], ["schedule.gamma=1.5"], ["groups.head_lr_mult=-1"]):
+        proc = run_train(*args, f"hydra.run.dir={tmp_path / 'x'}")
+        assert proc.returncode == 2
+        assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
+        assert not (tmp_path / "x" / "tensorboard").exists()
+
+
+@pytest.mark.slow
+def test_cfg_job_prints_the_composed_config():
+    proc = run_train("--cfg", "job", "optimizer=adamw", check=True)
+    cfg = OmegaConf.create(proc.stdout)
+    assert cfg.optimizer.name == "adamw" and cfg.groups.name == "backbone_head"
