@@ -6,28 +6,34 @@ Two programs, each run as a fresh subprocess (start-up and imports included in b
           a journal-file study (same TPE sampler, seed 0, NopPruner, same two parameters and ranges);
           per trial: study.ask(), suggest, set the values in the config, chdir to <dir>/<number>,
           sweep.job.train_job(cfg) (the job reports each epoch to the study through trial.*, as in
-          the sweep; it writes the same TensorBoard run and checkpoint), study.tell(...).
+          the sweep, and writes the same TensorBoard run and checkpoint), study.tell(...).
 Both sample the same parameters, so the training work is identical (compare the best values).
 
-(a) default trials (digits, search=lr's 10 epochs): total wall time of each program for N trials,
-    the per-trial difference (sweep - plain) / N and the ratio sweep / plain (target <= 1.05).
+(a) default trials (digits, search=lr's 10 epochs): total wall time of each program at N=10, the
+    difference per trial and the ratio sweep / plain; and the per-trial slope (T10 - T2) / 8 of each,
+    whose ratio is the cost of one more default trial, start-up and end-of-sweep writes cancelled
+    (target: sweep <= 1.05 x plain).
 (b) tiny trials (data=synthetic data.n_samples=64 trainer.epochs=1): each program at N=30 and N=5;
-    (T30 - T5) / 25 is the per-trial cost with start-up and end-of-sweep writes cancelled out. The
-    sweep's minus the plain loop's is the sweeper machinery per trial (target < 50 ms).
-(c) where a tiny trial's time goes in the sweep: one run under cProfile, cumulative ms per trial of
-    the named steps (calls in brackets) and the top functions by own time. cProfile inflates
-    Python-heavy code; read the shares, and (b) for absolute numbers.
+    (T30 - T5) / 25 is the per-trial cost; the sweep's minus the plain loop's is the sweeper machinery
+    per trial (target < 50 ms). `fixed` = T5 - 5 x per-trial: start-up plus end-of-sweep work.
+(c) where the time goes: one tiny sweep of 30 trials run in-process with wall-clock timers around the
+    named steps (trial 0 pays the imports and is left out: ms per trial over trials 1..29; nested
+    steps are included in their parents), the once-per-sweep steps, what composing a job config
+    would cost as a copy + update of an already composed one, and a cProfile of the same span (top
+    functions by own time; cProfile inflates Python-heavy code, so read shares there).
 
-Rounds interleave the programs (sweep, plain, sweep, plain, ...); medians over rounds. torch and
-OpenMP run on one thread in every subprocess (see _common.threads).
+Rounds interleave the programs (sweep, plain, ... rotating); medians over rounds. torch and OpenMP
+run on one thread in every subprocess (see _common.threads).
 
-    .venv/bin/python bench/sweeper_overhead.py            # (a) N=10 x 3 rounds, (b) 3 rounds, (c) N=30
-    .venv/bin/python bench/sweeper_overhead.py --quick    # (a) N=3 trials of 3 epochs, 1 round, (c) N=10
+    .venv/bin/python bench/sweeper_overhead.py            # (a) N=10/2 x 3 rounds, (b) 3 rounds, (c) N=30
+    .venv/bin/python bench/sweeper_overhead.py --quick    # (a) N=3/1 of 3 epochs, 1 round, (b) N=15/5, (c) N=10
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import pstats
 import subprocess
@@ -72,26 +78,13 @@ def plain(n: int, out: str, overrides: list[str]) -> None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         except Exception:  # noqa: BLE001
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    print(f"best {study.best_value:.4f}")
 
 
-def command(kind: str, n: int, out: str, overrides: list[str], profile: str | None = None) -> list[str]:
+def command(kind: str, n: int, out: str, overrides: list[str]) -> list[str]:
     if kind == "plain":
         return [c.PY, __file__, "--plain", str(n), "--dir", out, "--", *overrides]
-    prof = ["-m", "cProfile", "-o", profile] if profile else []
-    return [c.PY, *prof, str(c.REPO / "train.py"), "-m", "search=lr", "hydra.sweeper.pruner=none",
+    return [c.PY, str(c.REPO / "train.py"), "-m", "search=lr", "hydra.sweeper.pruner=none",
             f"hydra.sweeper.n_trials={n}", f"hydra.sweep.dir={out}", *overrides]
-
-
-def timed(kind: str, n: int, overrides: list[str], env: dict, tmp: str) -> tuple[float, float]:
-    """(wall seconds, best value) of one run in a fresh directory."""
-    out = tempfile.mkdtemp(prefix=f"{kind}{n}-", dir=tmp)
-    started = time.perf_counter()
-    proc = subprocess.run(command(kind, n, out, overrides), cwd=c.REPO, env=env, capture_output=True, text=True)
-    secs = time.perf_counter() - started
-    if proc.returncode:
-        sys.exit(f"{kind} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return secs, best_of(out)
 
 
 def best_of(out: str) -> float:
@@ -100,87 +93,104 @@ def best_of(out: str) -> float:
     from sweep.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=os.path.basename(out), storage=open_storage(os.path.join(out, "study.journal"))).best_value
+    storage = open_storage(os.path.join(out, "study.journal"))
+    return optuna.load_study(study_name=os.path.basename(out), storage=storage).best_value
 
 
 def rounds_of(jobs: list[tuple[str, int]], overrides: list[str], rounds: int, env: dict, tmp: str) -> dict:
+    """{(program, N): (median wall s, best value)}, the jobs run in rotating order each round."""
     times: dict = {j: [] for j in jobs}
     best: dict = {}
     for r in range(rounds):
         for k in range(len(jobs)):
-            job = jobs[(r + k) % len(jobs)]
-            secs, best[job] = timed(*job, overrides, env, tmp)
-            times[job].append(secs)
+            kind, n = jobs[(r + k) % len(jobs)]
+            out = tempfile.mkdtemp(prefix=f"{kind}{n}-", dir=tmp)
+            started = time.perf_counter()
+            proc = subprocess.run(command(kind, n, out, overrides), cwd=c.REPO, env=env, capture_output=True,
+                                  text=True)
+            times[(kind, n)].append(time.perf_counter() - started)
+            if proc.returncode:
+                sys.exit(f"{kind} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            best[(kind, n)] = best_of(out)
     return {j: (c.median(t), best[j]) for j, t in times.items()}
 
 
-# (label, object, attribute): the steps timed in (c); nested labels are included in their parents
-def steps() -> list[tuple[str, object, str]]:
+def steps() -> list[tuple[str, object, str, bool]]:
+    """(label, owner, attribute, per trial?) of the steps timed in (c)."""
     import hydra.core.utils as hydra_utils
     import optuna
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
     import sweep.job as job
+    import sweep.results as results
     import sweep.trial as trial
     from sweep.sweeper import LRSweeper
     from sweep.tensorboard import RunWriter
 
     return [
-        ("sweeper: launch one trial (LRSweeper._launch)", LRSweeper, "_launch"),
-        ("  Hydra: compose the job config (load_sweep_config)", ConfigLoaderImpl, "load_sweep_config"),
-        ("  Hydra: run_job (job dir, .hydra/, logging, the task)", hydra_utils, "run_job"),
+        ("sweeper: launch one trial (LRSweeper._launch)", LRSweeper, "_launch", True),
+        ("  Hydra: compose the job config (load_sweep_config)", ConfigLoaderImpl, "load_sweep_config", True),
         # patched before Hydra's plugin scan imports the launcher, which binds run_job then
-        ("    Hydra: write .hydra/*.yaml (_save_config)", hydra_utils, "_save_config"),
-        ("    Hydra: logging set-up (configure_log)", hydra_utils, "configure_log"),
-        ("    train_job (the task)", job, "train_job"),
-        ("      sweep.loop.train (the epochs)", job, "train"),
-        ("      TensorBoard RunWriter()", RunWriter, "__init__"),
-        ("      RunWriter.hparams", RunWriter, "hparams"),
-        ("      RunWriter.close", RunWriter, "close"),
-        ("      save_checkpoint", job, "save_checkpoint"),
-        ("      trial handle (trial.from_config)", trial, "from_config"),
-        ("      StudyTrial.report", trial.StudyTrial, "report"),
-        ("sweeper: _record (tell + log line)", LRSweeper, "_record"),
-        ("sweeper: _reclaim_dead", LRSweeper, "_reclaim_dead"),
-        ("sweeper: _surplus", LRSweeper, "_surplus"),
-        ("sweeper: _count", LRSweeper, "_count"),
-        ("optuna: Study.ask", optuna.Study, "ask"),
-        ("optuna: Study.tell", optuna.Study, "tell"),
-        ("optuna: Study.get_trials (all callers)", optuna.Study, "get_trials"),
-        ("optuna: Trial.set_user_attr (all callers)", optuna.trial.Trial, "set_user_attr"),
-        ("optuna: journal _sync_with_backend (all callers)", optuna.storages.JournalStorage, "_sync_with_backend"),
+        ("  Hydra: run_job (job dir, .hydra/, logging, the task)", hydra_utils, "run_job", True),
+        ("    Hydra: write .hydra/*.yaml (_save_config)", hydra_utils, "_save_config", True),
+        ("    Hydra: logging set-up (configure_log)", hydra_utils, "configure_log", True),
+        ("    train_job (the task)", job, "train_job", True),
+        ("      sweep.loop.train (the epochs)", job, "train", True),
+        ("      TensorBoard RunWriter()", RunWriter, "__init__", True),
+        ("      RunWriter.hparams + close", RunWriter, "hparams", True),
+        ("      RunWriter.hparams + close", RunWriter, "close", True),
+        ("      save_checkpoint", job, "save_checkpoint", True),
+        ("      trial handle (trial.from_config)", trial, "from_config", True),
+        ("      StudyTrial.report", trial.StudyTrial, "report", True),
+        ("sweeper: _record (tell + log line)", LRSweeper, "_record", True),
+        ("sweeper: _reclaim_dead", LRSweeper, "_reclaim_dead", True),
+        ("sweeper: _surplus", LRSweeper, "_surplus", True),
+        ("sweeper: _count", LRSweeper, "_count", True),
+        ("optuna: Study.ask", optuna.Study, "ask", True),
+        ("optuna: Study.tell", optuna.Study, "tell", True),
+        ("optuna: Study.get_trials (all callers)", optuna.Study, "get_trials", True),
+        ("optuna: Trial.set_user_attr (all callers)", optuna.trial.Trial, "set_user_attr", True),
+        ("optuna: journal _sync_with_backend (all callers)", optuna.storages.JournalStorage, "_sync_with_backend", True),
+        ("set-up: LRSweeper._validate (incl. one composition)", LRSweeper, "_validate", False),
+        ("end: results.write_plots", results, "write_plots", False),
+        ("end: results.write_results", results, "write_results", False),
+        ("end: results.write_csv", results, "write_csv", False),
+        ("end: LRSweeper._write_experiment", LRSweeper, "_write_experiment", False),
     ]
 
 
 def inproc(mode: str, n: int, out: str, overrides: list[str]) -> None:
-    """Run the sweep in this process (as train.py would) and time trials 2..n (the first pays imports).
+    """Run the sweep in this process, as train.py does, measuring trials 1..n-1 (trial 0 pays the imports).
 
-    mode "timers": wall time of each step of steps(); mode "profile": cProfile of the same span.
+    mode "timers": wall time of each step of steps(); "profile": cProfile of the same span.
     Writes <out>.json or <out>.prof.
     """
     import cProfile
-    import functools
-    import json
+    import copy
     import runpy
+
+    from omegaconf import OmegaConf, open_dict
 
     from sweep.sweeper import LRSweeper
 
     totals: dict[str, list[float]] = {}
-    on = [False]
+    on, composed = [False], []
     if mode == "timers":
-        for label, owner, attr in steps():
-            def timed_fn(*a, _f=getattr(owner, attr), _label=label, **k):
+        for label, owner, attr, per_trial in steps():
+            def timed_fn(*a, _f=getattr(owner, attr), _label=label, _always=not per_trial, **k):
                 started = time.perf_counter()
                 try:
-                    return _f(*a, **k)
+                    result = _f(*a, **k)
+                    if _label.startswith("  Hydra: compose"):
+                        composed.append(result)
+                    return result
                 finally:
-                    if on[0]:
+                    if on[0] or _always:
                         t = totals.setdefault(_label, [0.0, 0])
                         t[0] += time.perf_counter() - started
                         t[1] += 1
             wrapped = functools.wraps(getattr(owner, attr))(timed_fn)
-            is_static = isinstance(vars(owner).get(attr), staticmethod)
-            setattr(owner, attr, staticmethod(wrapped) if is_static else wrapped)
+            setattr(owner, attr, staticmethod(wrapped) if isinstance(vars(owner).get(attr), staticmethod) else wrapped)
     prof = cProfile.Profile()
     record, run, span = LRSweeper._record, LRSweeper._run, [0.0, 0.0]
 
@@ -204,43 +214,48 @@ def inproc(mode: str, n: int, out: str, overrides: list[str]) -> None:
     sys.argv = [str(c.REPO / "train.py"), *command("sweep", n, out, overrides)[2:]]
     runpy.run_path(sys.argv[0], run_name="__main__")
     if mode == "profile":
-        prof.dump_stats(out + ".prof")
-    else:
-        with open(out + ".json", "w") as f:
-            json.dump({"span": span[1] - span[0], "steps": totals}, f)
+        return prof.dump_stats(out + ".prof")
+    # the alternative to recomposing: copy one composed job config and set the trial's values
+    started, reps = time.perf_counter(), 20
+    for _ in range(reps):
+        cfg = copy.deepcopy(composed[-1])
+        with open_dict(cfg):
+            for key, value in {"optimizer.lr": 0.01, "groups.head_lr_mult": 3.0, "trial.number": 7,
+                               "hydra.job.id": 7, "hydra.job.num": 7}.items():
+                OmegaConf.update(cfg, key, value)
+    copy_ms = 1000 * (time.perf_counter() - started) / reps
+    with open(out + ".json", "w") as f:
+        json.dump({"span": span[1] - span[0], "steps": totals, "copy_update_ms": copy_ms}, f)
 
 
 def breakdown(n: int, env: dict, tmp: str) -> None:
-    import json
-
     out = os.path.join(tmp, "inproc")
     for mode in ("timers", "profile"):
         subprocess.run([c.PY, __file__, "--inproc", f"{mode}:{n}", "--dir", f"{out}-{mode}", "--", *TINY],
                        cwd=c.REPO, env=env, capture_output=True, check=True)
     m = n - 1
-    data = json.load(open(f"{out}-timers.json"))
-    rows = [["all of it: sweep loop time / trial", 1000 * data["span"] / m, m]]
-    for label, _, _ in steps():
-        secs, calls = data["steps"].get(label, (0.0, 0))
-        rows.append([label, 1000 * secs / m, calls])
-    got = {r[0]: r[1] for r in rows}
-    outside = got["all of it: sweep loop time / trial"] - got["    train_job (the task)"]
-    print(f"\n(c) one sweep of {n} tiny trials in-process, trials 1..{n - 1} timed (trial 0 pays the imports): "
-          f"wall ms per trial of each step, [calls]")
+    with open(f"{out}-timers.json") as f:
+        data = json.load(f)
+    labels = list(dict.fromkeys((label, per_trial) for label, _, _, per_trial in steps()))
+    rows = [["all of it: the sweep loop's time per trial", 1000 * data["span"] / m, m]]
+    rows += [[label, 1000 * data["steps"].get(label, (0, 0))[0] / m, data["steps"].get(label, (0, 0))[1]]
+             for label, per_trial in labels if per_trial]
+    got = {r[0].strip(): r[1] for r in rows}
+    print(f"\n(c) one sweep of {n} tiny trials in-process; trials 1..{m} timed: wall ms per trial [calls]")
     print(c.table(["step", "ms/trial", "calls"], rows))
-    print(f"sweep loop minus train_job = {outside:.1f} ms/trial (Hydra + sweeper + Optuna around the task)")
+    print(f"sweep loop minus train_job = "
+          f"{got['all of it: the sweep loop' + chr(39) + 's time per trial'] - got['train_job (the task)']:.1f} "
+          f"ms/trial (Hydra + sweeper + Optuna around the task)")
+    print(f"for comparison: deepcopy of a composed job config + 5 OmegaConf.update = {data['copy_update_ms']:.1f} ms "
+          f"(against {got['Hydra: compose the job config (load_sweep_config)']:.1f} ms for load_sweep_config)")
+    once = [[label, 1000 * data["steps"].get(label, (0, 0))[0]] for label, per_trial in labels if not per_trial]
+    print("\nonce per sweep (ms):")
+    print(c.table(["step", "ms"], once))
     stats = pstats.Stats(f"{out}-profile.prof").stats
-    print(f"\ncProfile of the same span, top 15 functions by own time (ms/trial under the profiler, calls):")
+    print("\ncProfile of the same span: top 15 functions by own time (ms/trial under the profiler, calls)")
     for (f, line, fn), (cc, nc, tt, ct, _) in sorted(stats.items(), key=lambda kv: -kv[1][2])[:15]:
-        short = f.split("site-packages/")[-1].split("lib/python3")[-1].replace(str(c.REPO) + "/", "")
+        short = f.split("site-packages/")[-1].split("/lib/python3.11/")[-1].replace(str(c.REPO) + "/", "")
         print(f"  {1000 * tt / m:7.2f}  {nc:7d}  {short}:{line} {fn}")
-    print(f"cProfile top 12 by cumulative time below the sweep loop (ms/trial under the profiler):")
-    skip = ("_run", "run_then_stop", "record_then_measure", "_launch", "launch", "run_job", "main", "run",
-            "train_job", "<lambda>", "wrapper")
-    cum = [(k, v) for k, v in stats.items() if k[2] not in skip and not k[0].startswith("<") and k[0] != "~"]
-    for (f, line, fn), (cc, nc, tt, ct, _) in sorted(cum, key=lambda kv: -kv[1][3])[:12]:
-        short = f.split("site-packages/")[-1].replace(str(c.REPO) + "/", "")
-        print(f"  {1000 * ct / m:7.2f}  {nc:7d}  {short}:{line} {fn}")
 
 
 def main() -> None:
@@ -259,24 +274,27 @@ def main() -> None:
         return inproc(mode, int(n), args.dir, args.overrides)
     env = c.threads(args.threads)
     tmp = tempfile.mkdtemp(prefix="bench-sweeper-")
-    n_a, rounds, default = (3, 1, ["trainer.epochs=3"]) if args.quick else (10, 3, [])
-    n_hi, n_lo, n_prof = (15, 5, 10) if args.quick else (30, 5, 30)
+    (a_hi, a_lo), rounds, default = ((3, 1), 1, ["trainer.epochs=3"]) if args.quick else ((10, 2), 3, [])
+    (b_hi, b_lo), n_prof = ((15, 5), 10) if args.quick else ((30, 5), 30)
 
-    a = rounds_of([("sweep", n_a), ("plain", n_a)], default, rounds, env, tmp)
-    (ts, bs), (tp, bp) = a[("sweep", n_a)], a[("plain", n_a)]
-    print(f"(a) default trials (digits, {'3 epochs' if args.quick else '10 epochs'}), N={n_a}, "
-          f"median of {rounds} round(s)")
-    print(c.table(["program", "wall s", "s/trial", "best value"],
-                  [["sweep", ts, ts / n_a, bs], ["plain", tp, tp / n_a, bp]]))
-    print(f"sweep - plain = {1000 * (ts - tp) / n_a:.0f} ms/trial; sweep / plain = {ts / tp:.3f} (target <= 1.05)")
+    a = rounds_of([("sweep", a_hi), ("plain", a_hi), ("sweep", a_lo), ("plain", a_lo)], default, rounds, env, tmp)
+    (ts, bs), (tp, bp) = a[("sweep", a_hi)], a[("plain", a_hi)]
+    slope = {k: (a[(k, a_hi)][0] - a[(k, a_lo)][0]) / (a_hi - a_lo) for k in ("sweep", "plain")}
+    print(f"(a) default trials (digits, {'3 epochs' if args.quick else '10 epochs'}), median of {rounds} round(s)")
+    print(c.table(["program", f"T{a_hi} s", "best value", f"T{a_lo} s", f"(T{a_hi}-T{a_lo})/{a_hi - a_lo} s/trial"],
+                  [["sweep", ts, bs, a[("sweep", a_lo)][0], slope["sweep"]],
+                   ["plain", tp, bp, a[("plain", a_lo)][0], slope["plain"]]]))
+    print(f"N={a_hi}: sweep - plain = {1000 * (ts - tp) / a_hi:.0f} ms/trial, sweep / plain = {ts / tp:.3f}; "
+          f"per default trial (slopes): sweep / plain = {slope['sweep'] / slope['plain']:.3f} (target <= 1.05)")
 
-    b = rounds_of([("sweep", n_hi), ("plain", n_hi), ("sweep", n_lo), ("plain", n_lo)], TINY, rounds, env, tmp)
-    per = {k: 1000 * (b[(k, n_hi)][0] - b[(k, n_lo)][0]) / (n_hi - n_lo) for k in ("sweep", "plain")}
+    b = rounds_of([("sweep", b_hi), ("plain", b_hi), ("sweep", b_lo), ("plain", b_lo)], TINY, rounds, env, tmp)
+    per = {k: (b[(k, b_hi)][0] - b[(k, b_lo)][0]) / (b_hi - b_lo) for k in ("sweep", "plain")}
     print(f"\n(b) tiny trials ({' '.join(TINY)}), median of {rounds} round(s)")
-    print(c.table(["program", f"T{n_hi} s", f"T{n_lo} s", f"(T{n_hi}-T{n_lo})/{n_hi - n_lo} ms/trial"],
-                  [[k, b[(k, n_hi)][0], b[(k, n_lo)][0], per[k]] for k in ("sweep", "plain")]))
-    print(f"sweeper machinery per trial = sweep - plain = {per['sweep'] - per['plain']:.1f} ms "
-          f"(target < 50 ms); sweep per trial incl. tiny training = {per['sweep']:.1f} ms")
+    print(c.table(["program", f"T{b_hi} s", f"T{b_lo} s", f"(T{b_hi}-T{b_lo})/{b_hi - b_lo} ms/trial", "fixed s"],
+                  [[k, b[(k, b_hi)][0], b[(k, b_lo)][0], 1000 * per[k], b[(k, b_lo)][0] - b_lo * per[k]]
+                   for k in ("sweep", "plain")]))
+    print(f"sweeper machinery per trial = sweep - plain = {1000 * (per['sweep'] - per['plain']):.1f} ms "
+          f"(target < 50 ms)")
 
     breakdown(n_prof, env, tmp)
 

@@ -16,6 +16,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def validate(cfg: Mapping[str, Any]) -> None:
     """Raise ConfigError (key, value, what is allowed) for the first bad setting."""
+    mode = cfg.get("mode", "train")
+    check(mode == "train", "mode", mode, "train (mode=preview and mode=lr_find are planned, not yet built)")
     tr = cfg["trainer"]
     check(tr.get("device") in DEVICES, "trainer.device", tr.get("device"), f"one of {', '.join(DEVICES)}")
     if tr["device"] == "cuda":

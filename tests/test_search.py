@@ -52,3 +52,17 @@ def test_grid_needs_discrete_values_and_pruner_names_are_checked():
     with pytest.raises(ConfigError, match="hydra.sweeper.pruner"):
         pruner_spec("sometimes", {})
     assert pruner_spec("median", {"n_warmup_steps": 0})["n_warmup_steps"] == 0
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "grid", "cmaes", "qmc", "gp"])
+def test_every_sampler_runs_on_the_parsed_space(name):
+    import optuna
+
+    from sweep.search import build_sampler, suggest
+
+    space = space_of("optimizer.lr=tag(log, interval(1e-4, 1))" if name != "grid" else "optimizer.lr=choice(0.1,0.01)",
+                     "groups.head_lr_mult=range(1, 4)")
+    study = optuna.create_study(sampler=build_sampler(name, {}, 0, space))
+    study.optimize(lambda t: sum(float(v) for v in suggest(t, space).values()), n_trials=4)
+    values = [t.params["groups.head_lr_mult"] for t in study.trials]
+    assert len(study.trials) == 4 and set(values) <= {1, 2, 3}
