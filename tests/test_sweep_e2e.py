@@ -154,3 +154,18 @@ def test_hydra_discovers_the_sweeper_from_the_installed_package(tmp_path):
             "print([c.__module__ for c in Plugins.instance().discover(Sweeper)])")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert "hydra_plugins.lr_sweep.lr_sweep_sweeper" in out.stdout
+
+
+def test_a_failing_trial_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_path):
+    """gamma above 1 is a bad setting: those trials fail with the job's message, the others complete."""
+    d = tmp_path / "mixed"
+    run_train("-m", "search=lr", *FAST, "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random",
+              "hydra.sweeper.pruner=none", "hydra.sweeper.max_consecutive_failures=20",
+              "schedule.gamma=interval(0.5, 1.5)", "hydra.sweeper.enqueue_current=true",
+              f"hydra.sweep.dir={d}", check=True)
+    rows = read_trials(d)
+    failed = [r for r in rows if r["state"] == "FAIL"]
+    assert [r for r in rows if r["state"] == "COMPLETE"].__len__() == 4 and failed
+    assert all("schedule.gamma=" in r["failure_reason"] and "(0, 1]" in r["failure_reason"] for r in failed)
+    # enqueue_current: the first trial ran the config's own values
+    assert '"optimizer.lr": 0.05' in rows[0]["params"] and '"schedule.gamma": 0.1' in rows[0]["params"]
