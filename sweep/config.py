@@ -29,6 +29,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
           tr.get("batch_size"), "an integer >= 1")
     check(tr.get("precision") in ("auto", "32", 32, "bf16"), "trainer.precision", tr.get("precision"),
           "auto, 32 or bf16")
+    threads = tr.get("threads")
+    check(threads is None or (isinstance(threads, int) and threads >= 1), "trainer.threads", threads,
+          "null (torch's default) or an integer >= 1")
     clip = tr.get("grad_clip")
     check(clip is None or (isinstance(clip, (int, float)) and clip > 0), "trainer.grad_clip", clip,
           "null or a number > 0")

@@ -6,11 +6,13 @@ import logging
 import os
 import random
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from sweep import config, data as datasets, trial as trials
 from sweep.errors import ConfigError
@@ -75,11 +77,25 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def train_job(cfg: DictConfig) -> float:
-    """Train one model as `cfg` says and return the objective (NaN for a diverged run)."""
+@dataclass
+class Built:
+    """Everything a run needs, made from the config (before any training)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    data: datasets.DataSet
+    device: torch.device
+    table: str
+
+
+def build(cfg: DictConfig) -> Built:
+    """Check the config, then make data, model (with its pretrained backbone), groups, optimizer, schedule."""
     config.validate(cfg)
     tr = cfg.trainer
     seed_everything(int(tr.seed), bool(tr.deterministic))
+    if tr.get("threads"):
+        torch.set_num_threads(int(tr.threads))
     device = pick_device(tr.device)
     data = datasets.load(OmegaConf.to_container(cfg.data, resolve=True))
     model = build_model(OmegaConf.to_container(cfg.model, resolve=True), data.num_features, data.num_classes)
@@ -93,12 +109,19 @@ def train_job(cfg: DictConfig) -> float:
     steps_per_epoch = -(-len(data.y_train) // int(tr.batch_size))
     schedule = Schedule(OmegaConf.to_container(cfg.schedule, resolve=True), float(cfg.optimizer.lr),
                         steps_per_epoch, int(tr.epochs))
+    table = group_table(groups, float(cfg.optimizer.lr), float(cfg.optimizer.get("weight_decay", 0.0)),
+                        decay_norm_bias)
+    return Built(model, optimizer, schedule, data, device, table)
+
+
+def train_job(cfg: DictConfig) -> float:
+    """Train one model as `cfg` says and return the objective (NaN for a diverged run)."""
+    b = build(cfg)
+    model, optimizer, schedule, data, tr = b.model, b.optimizer, b.schedule, b.data, cfg.trainer
     trial = trials.from_config(cfg.get("trial"))
     out = job_dir()
-    log.info("device %s, %d train / %d val samples, %d updates per epoch\n%s", device, len(data.y_train),
-             len(data.y_val), steps_per_epoch,
-             group_table(groups, float(cfg.optimizer.lr), float(cfg.optimizer.get("weight_decay", 0.0)),
-                         decay_norm_bias))
+    log.info("device %s, %d train / %d val samples, %d updates per epoch\n%s", b.device, len(data.y_train),
+             len(data.y_val), schedule.steps_per_epoch, b.table)
     writer = RunWriter(os.path.join(out, "tensorboard"), float(tr.lr_log_tolerance))
     metric, maximize = cfg.objective.metric, cfg.objective.direction == "maximize"
     hparams = hparams_of(cfg, task_overrides())
