@@ -22,33 +22,14 @@ def compose(overrides: Sequence[str] = ()) -> Any:
 
 
 def build_job(cfg: Any) -> dict[str, Any]:
-    """What sweep.job.train_job builds before it calls sweep.loop.train (same functions, same order)."""
+    """What sweep.job.train_job trains, made by the job's own sweep.job.build(cfg)."""
     from omegaconf import OmegaConf
 
-    from sweep import config, data as datasets
-    from sweep.groups import build_groups
-    from sweep.job import seed_everything
-    from sweep.loop import pick_device
-    from sweep.models import build_model
-    from sweep.optim import build_optimizer
-    from sweep.schedules import Schedule
+    from sweep.job import build
 
-    config.validate(cfg)
-    tr = cfg.trainer
-    seed_everything(int(tr.seed), bool(tr.deterministic))
-    device = pick_device(tr.device)
-    data = datasets.load(OmegaConf.to_container(cfg.data, resolve=True))
-    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), data.num_features, data.num_classes)
-    model.to(device)
-    groups_cfg = OmegaConf.to_container(cfg.groups, resolve=True)
-    groups = build_groups(model, groups_cfg)
-    optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True), groups,
-                                bool(groups_cfg.get("decay_norm_bias", False)))
-    steps_per_epoch = -(-len(data.y_train) // int(tr.batch_size))
-    schedule = Schedule(OmegaConf.to_container(cfg.schedule, resolve=True), float(cfg.optimizer.lr),
-                        steps_per_epoch, int(tr.epochs))
-    return {"model": model, "optimizer": optimizer, "schedule": schedule, "data": data, "device": device,
-            "trainer": OmegaConf.to_container(tr, resolve=True), "metric": str(cfg.objective.metric)}
+    b = build(cfg)
+    return {"model": b.model, "optimizer": b.optimizer, "schedule": b.schedule, "data": b.data, "device": b.device,
+            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True), "metric": str(cfg.objective.metric)}
 
 
 def threads(n: int) -> dict[str, str]:

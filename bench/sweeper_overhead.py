@@ -9,16 +9,18 @@ Two programs, each run as a fresh subprocess (start-up and imports included in b
           the sweep, and writes the same TensorBoard run and checkpoint), study.tell(...).
 Both sample the same parameters, so the training work is identical (compare the best values).
 
-(a) default trials (digits, search=lr's 10 epochs): total wall time of each program at N=10, the
-    difference per trial and the ratio sweep / plain; and the per-trial slope (T10 - T2) / 8 of each,
-    whose ratio is the cost of one more default trial, start-up and end-of-sweep writes cancelled
-    (target: sweep <= 1.05 x plain).
+(a) default trials (digits, search=lr's 10 epochs): total wall time T of each program at N=10 and
+    N=2; end to end, the difference per trial and the ratio sweep / plain at N=10; per trial, the
+    slope (T10 - T2) / 8 and the in-run time per trial (from the journal's completion times of
+    trials 0 and N-1, so start-up, the first trial's imports and end-of-sweep writes are left out),
+    whose ratio is the cost of one more default trial (target: sweep <= 1.05 x plain).
 (b) tiny trials (data=synthetic data.n_samples=64 trainer.epochs=1): each program at N=30 and N=5;
-    (T30 - T5) / 25 is the per-trial cost; the sweep's minus the plain loop's is the sweeper machinery
-    per trial (target < 50 ms). `fixed` = T5 - 5 x per-trial: start-up plus end-of-sweep work.
-(c) where the time goes: one tiny sweep of 30 trials run in-process with wall-clock timers around the
-    named steps (trial 0 pays the imports and is left out: ms per trial over trials 1..29; nested
-    steps are included in their parents), the once-per-sweep steps, what composing a job config
+    (T30 - T5) / 25 and the in-run figure are the per-trial cost; the sweep's minus the plain loop's
+    is the sweeper machinery per trial (target < 50 ms). `fixed` = T5 - 5 x slope: start-up, imports
+    and end-of-sweep work. The slope subtracts two noisy totals; the in-run figure is steadier.
+(c) where the time goes: one tiny sweep of 30 trials run in-process with timers (wall clock, and the
+    main thread's CPU time) around the named steps (trial 0 pays the imports and is left out: ms per
+    trial over trials 1..29; nested steps are included in their parents), the once-per-sweep steps, what composing a job config
     would cost as a copy + update of an already composed one, and a cProfile of the same span (top
     functions by own time; cProfile inflates Python-heavy code, so read shares there).
 
@@ -26,7 +28,7 @@ Rounds interleave the programs (sweep, plain, ... rotating); medians over rounds
 run on one thread in every subprocess (see _common.threads).
 
     .venv/bin/python bench/sweeper_overhead.py            # (a) N=10/2 x 3 rounds, (b) 3 rounds, (c) N=30
-    .venv/bin/python bench/sweeper_overhead.py --quick    # (a) N=3/1 of 3 epochs, 1 round, (b) N=15/5, (c) N=10
+    .venv/bin/python bench/sweeper_overhead.py --quick    # (a) N=4/2 of 3 epochs, 1 round, (b) N=15/5, (c) N=10
 """
 
 from __future__ import annotations
@@ -87,19 +89,26 @@ def command(kind: str, n: int, out: str, overrides: list[str]) -> list[str]:
             f"hydra.sweeper.n_trials={n}", f"hydra.sweep.dir={out}", *overrides]
 
 
-def best_of(out: str) -> float:
+def study_stats(out: str) -> tuple[float, float]:
+    """(best value, in-run seconds per trial) from the run's journal: the in-run figure is
+    (last trial's completion - trial 0's completion) / (N - 1), so it leaves out start-up, the first
+    trial (imports) and the end-of-sweep writes, measured the same way for both programs."""
     import optuna
 
     from sweep.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(os.path.join(out, "study.journal"))
-    return optuna.load_study(study_name=os.path.basename(out), storage=storage).best_value
+    study = optuna.load_study(study_name=os.path.basename(out), storage=storage)
+    done = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    span = (done[-1].datetime_complete - done[0].datetime_complete).total_seconds()
+    return study.best_value, span / max(len(done) - 1, 1)
 
 
 def rounds_of(jobs: list[tuple[str, int]], overrides: list[str], rounds: int, env: dict, tmp: str) -> dict:
-    """{(program, N): (median wall s, best value)}, the jobs run in rotating order each round."""
-    times: dict = {j: [] for j in jobs}
+    """{(program, N): (median wall s, median in-run s/trial, best value)}; jobs in rotating order each round."""
+    walls: dict = {j: [] for j in jobs}
+    inrun: dict = {j: [] for j in jobs}
     best: dict = {}
     for r in range(rounds):
         for k in range(len(jobs)):
@@ -108,11 +117,12 @@ def rounds_of(jobs: list[tuple[str, int]], overrides: list[str], rounds: int, en
             started = time.perf_counter()
             proc = subprocess.run(command(kind, n, out, overrides), cwd=c.REPO, env=env, capture_output=True,
                                   text=True)
-            times[(kind, n)].append(time.perf_counter() - started)
+            walls[(kind, n)].append(time.perf_counter() - started)
             if proc.returncode:
                 sys.exit(f"{kind} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-            best[(kind, n)] = best_of(out)
-    return {j: (c.median(t), best[j]) for j, t in times.items()}
+            best[(kind, n)], per_trial = study_stats(out)
+            inrun[(kind, n)].append(per_trial)
+    return {j: (c.median(walls[j]), c.median(inrun[j]), best[j]) for j in jobs}
 
 
 def steps() -> list[tuple[str, object, str, bool]]:
@@ -121,6 +131,7 @@ def steps() -> list[tuple[str, object, str, bool]]:
     import optuna
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
+    import sweep.data as data
     import sweep.job as job
     import sweep.results as results
     import sweep.trial as trial
@@ -136,6 +147,8 @@ def steps() -> list[tuple[str, object, str, bool]]:
         ("    Hydra: logging set-up (configure_log)", hydra_utils, "configure_log", True),
         ("    train_job (the task)", job, "train_job", True),
         ("      sweep.loop.train (the epochs)", job, "train", True),
+        ("      data load (sweep.data.load)", data, "load", True),
+        ("      build_model (hydra.utils.instantiate)", job, "build_model", True),
         ("      TensorBoard RunWriter()", RunWriter, "__init__", True),
         ("      RunWriter.hparams + close", RunWriter, "hparams", True),
         ("      RunWriter.hparams + close", RunWriter, "close", True),
@@ -178,28 +191,29 @@ def inproc(mode: str, n: int, out: str, overrides: list[str]) -> None:
     if mode == "timers":
         for label, owner, attr, per_trial in steps():
             def timed_fn(*a, _f=getattr(owner, attr), _label=label, _always=not per_trial, **k):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.thread_time()
                 try:
                     result = _f(*a, **k)
-                    if _label.startswith("  Hydra: compose"):
-                        composed.append(result)
+                    if _label.startswith("  Hydra: compose") and not composed:  # the one in _validate
+                        composed.append(copy.deepcopy(result))
                     return result
                 finally:
                     if on[0] or _always:
-                        t = totals.setdefault(_label, [0.0, 0])
+                        t = totals.setdefault(_label, [0.0, 0, 0.0])
                         t[0] += time.perf_counter() - started
                         t[1] += 1
+                        t[2] += time.thread_time() - cpu
             wrapped = functools.wraps(getattr(owner, attr))(timed_fn)
             setattr(owner, attr, staticmethod(wrapped) if isinstance(vars(owner).get(attr), staticmethod) else wrapped)
     prof = cProfile.Profile()
-    record, run, span = LRSweeper._record, LRSweeper._run, [0.0, 0.0]
+    record, run, span = LRSweeper._record, LRSweeper._run, [0.0, 0.0, 0.0, 0.0]
 
     def record_then_measure(self, study, storage, trial_id, trial, ret):
         try:
             return record(self, study, storage, trial_id, trial, ret)
         finally:
             if trial.number == 0:  # trial 0 is recorded: measure from here on
-                on[0], span[0] = True, time.perf_counter()
+                on[0], span[0], span[2] = True, time.perf_counter(), time.thread_time()
                 if mode == "profile":
                     prof.enable()
 
@@ -208,7 +222,7 @@ def inproc(mode: str, n: int, out: str, overrides: list[str]) -> None:
             return run(self, *a, **k)
         finally:
             prof.disable()
-            on[0], span[1] = False, time.perf_counter()
+            on[0], span[1], span[3] = False, time.perf_counter(), time.thread_time()
 
     LRSweeper._record, LRSweeper._run = record_then_measure, run_then_stop
     sys.argv = [str(c.REPO / "train.py"), *command("sweep", n, out, overrides)[2:]]
@@ -225,7 +239,7 @@ def inproc(mode: str, n: int, out: str, overrides: list[str]) -> None:
                 OmegaConf.update(cfg, key, value)
     copy_ms = 1000 * (time.perf_counter() - started) / reps
     with open(out + ".json", "w") as f:
-        json.dump({"span": span[1] - span[0], "steps": totals, "copy_update_ms": copy_ms}, f)
+        json.dump({"span": span[1] - span[0], "span_cpu": span[3] - span[2], "steps": totals, "copy_update_ms": copy_ms}, f)
 
 
 def breakdown(n: int, env: dict, tmp: str) -> None:
@@ -237,18 +251,20 @@ def breakdown(n: int, env: dict, tmp: str) -> None:
     with open(f"{out}-timers.json") as f:
         data = json.load(f)
     labels = list(dict.fromkeys((label, per_trial) for label, _, _, per_trial in steps()))
-    rows = [["all of it: the sweep loop's time per trial", 1000 * data["span"] / m, m]]
-    rows += [[label, 1000 * data["steps"].get(label, (0, 0))[0] / m, data["steps"].get(label, (0, 0))[1]]
-             for label, per_trial in labels if per_trial]
-    got = {r[0].strip(): r[1] for r in rows}
-    print(f"\n(c) one sweep of {n} tiny trials in-process; trials 1..{m} timed: wall ms per trial [calls]")
-    print(c.table(["step", "ms/trial", "calls"], rows))
-    print(f"sweep loop minus train_job = "
-          f"{got['all of it: the sweep loop' + chr(39) + 's time per trial'] - got['train_job (the task)']:.1f} "
-          f"ms/trial (Hydra + sweeper + Optuna around the task)")
+    total, total_cpu = 1000 * data["span"] / m, 1000 * data["span_cpu"] / m
+    per = {label: data["steps"].get(label, (0.0, 0, 0.0)) for label, per_trial in labels if per_trial}
+    rows = [["all of it: the sweep loop's time per trial", total, total_cpu, m]]
+    rows += [[label, 1000 * secs / m, 1000 * cpu / m, calls] for label, (secs, calls, cpu) in per.items()]
+    print(f"\n(c) one sweep of {n} tiny trials in-process; trials 1..{m} timed: ms per trial, wall and CPU "
+          f"(the main thread's), [calls]")
+    print(c.table(["step", "wall ms/trial", "cpu ms/trial", "calls"], rows))
+    task, task_cpu = (1000 * per["    train_job (the task)"][i] / m for i in (0, 2))
+    compose = 1000 * per["  Hydra: compose the job config (load_sweep_config)"][0] / m
+    print(f"sweep loop minus train_job = {total - task:.1f} ms/trial wall, {total_cpu - task_cpu:.1f} ms CPU "
+          f"(Hydra + sweeper + Optuna around the task)")
     print(f"for comparison: deepcopy of a composed job config + 5 OmegaConf.update = {data['copy_update_ms']:.1f} ms "
-          f"(against {got['Hydra: compose the job config (load_sweep_config)']:.1f} ms for load_sweep_config)")
-    once = [[label, 1000 * data["steps"].get(label, (0, 0))[0]] for label, per_trial in labels if not per_trial]
+          f"(against {compose:.1f} ms for load_sweep_config)")
+    once = [[label, 1000 * data["steps"].get(label, (0, 0, 0))[0]] for label, per_trial in labels if not per_trial]
     print("\nonce per sweep (ms):")
     print(c.table(["step", "ms"], once))
     stats = pstats.Stats(f"{out}-profile.prof").stats
@@ -258,10 +274,21 @@ def breakdown(n: int, env: dict, tmp: str) -> None:
         print(f"  {1000 * tt / m:7.2f}  {nc:7d}  {short}:{line} {fn}")
 
 
+def report(res: dict, hi: int, lo: int) -> dict:
+    """Print the table of one part; return {program: (T_hi - T_lo) / (hi - lo)} in seconds."""
+    slope = {k: (res[(k, hi)][0] - res[(k, lo)][0]) / (hi - lo) for k in ("sweep", "plain")}
+    print(c.table(["program", f"T{hi} s", f"T{lo} s", f"(T{hi}-T{lo})/{hi - lo} ms", f"fixed s", f"in-run ms/trial N={hi}",
+                   "best value"],
+                  [[k, res[(k, hi)][0], res[(k, lo)][0], 1000 * slope[k], res[(k, lo)][0] - lo * slope[k],
+                    1000 * res[(k, hi)][1], res[(k, hi)][2]] for k in ("sweep", "plain")]))
+    return slope
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads in the subprocesses (0: default)")
+    ap.add_argument("--rounds", type=int, help="rounds of (a) and (b) (default 3, --quick 1)")
     ap.add_argument("--plain", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--inproc", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
@@ -274,26 +301,23 @@ def main() -> None:
         return inproc(mode, int(n), args.dir, args.overrides)
     env = c.threads(args.threads)
     tmp = tempfile.mkdtemp(prefix="bench-sweeper-")
-    (a_hi, a_lo), rounds, default = ((3, 1), 1, ["trainer.epochs=3"]) if args.quick else ((10, 2), 3, [])
+    (a_hi, a_lo), rounds, default = ((4, 2), 1, ["trainer.epochs=3"]) if args.quick else ((10, 2), 3, [])
+    rounds = args.rounds or rounds
     (b_hi, b_lo), n_prof = ((15, 5), 10) if args.quick else ((30, 5), 30)
 
     a = rounds_of([("sweep", a_hi), ("plain", a_hi), ("sweep", a_lo), ("plain", a_lo)], default, rounds, env, tmp)
-    (ts, bs), (tp, bp) = a[("sweep", a_hi)], a[("plain", a_hi)]
-    slope = {k: (a[(k, a_hi)][0] - a[(k, a_lo)][0]) / (a_hi - a_lo) for k in ("sweep", "plain")}
     print(f"(a) default trials (digits, {'3 epochs' if args.quick else '10 epochs'}), median of {rounds} round(s)")
-    print(c.table(["program", f"T{a_hi} s", "best value", f"T{a_lo} s", f"(T{a_hi}-T{a_lo})/{a_hi - a_lo} s/trial"],
-                  [["sweep", ts, bs, a[("sweep", a_lo)][0], slope["sweep"]],
-                   ["plain", tp, bp, a[("plain", a_lo)][0], slope["plain"]]]))
-    print(f"N={a_hi}: sweep - plain = {1000 * (ts - tp) / a_hi:.0f} ms/trial, sweep / plain = {ts / tp:.3f}; "
-          f"per default trial (slopes): sweep / plain = {slope['sweep'] / slope['plain']:.3f} (target <= 1.05)")
+    report(a, a_hi, a_lo)
+    (ws, ins, _), (wp, inp, _) = a[("sweep", a_hi)], a[("plain", a_hi)]
+    print(f"N={a_hi} end to end: sweep - plain = {1000 * (ws - wp) / a_hi:.0f} ms/trial, sweep / plain = {ws / wp:.3f}; "
+          f"per default trial (in-run): sweep - plain = {1000 * (ins - inp):.0f} ms, sweep / plain = {ins / inp:.3f} "
+          f"(target <= 1.05)")
 
     b = rounds_of([("sweep", b_hi), ("plain", b_hi), ("sweep", b_lo), ("plain", b_lo)], TINY, rounds, env, tmp)
-    per = {k: (b[(k, b_hi)][0] - b[(k, b_lo)][0]) / (b_hi - b_lo) for k in ("sweep", "plain")}
     print(f"\n(b) tiny trials ({' '.join(TINY)}), median of {rounds} round(s)")
-    print(c.table(["program", f"T{b_hi} s", f"T{b_lo} s", f"(T{b_hi}-T{b_lo})/{b_hi - b_lo} ms/trial", "fixed s"],
-                  [[k, b[(k, b_hi)][0], b[(k, b_lo)][0], 1000 * per[k], b[(k, b_lo)][0] - b_lo * per[k]]
-                   for k in ("sweep", "plain")]))
-    print(f"sweeper machinery per trial = sweep - plain = {1000 * (per['sweep'] - per['plain']):.1f} ms "
+    slope = report(b, b_hi, b_lo)
+    print(f"sweeper machinery per trial = sweep - plain = {1000 * (slope['sweep'] - slope['plain']):.1f} ms from "
+          f"(T{b_hi}-T{b_lo})/{b_hi - b_lo}, {1000 * (b[('sweep', b_hi)][1] - b[('plain', b_hi)][1]):.1f} ms in-run "
           f"(target < 50 ms)")
 
     breakdown(n_prof, env, tmp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -71,7 +72,12 @@ def load_backbone(model: nn.Module, path: str) -> dict[str, list[str]]:
     """
     check(os.path.isfile(path), "model.init_from", path,
           "the path of an existing checkpoint (python train.py experiment=pretrain writes one)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = next((line for line in str(err).splitlines() if "Unpickler" in line), "refused")
+        check(False, "model.init_from", path,
+              f"a checkpoint of tensors and plain data only; weights_only loading refused it ({first.strip()})")
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     check(isinstance(state, dict), "model.init_from", path, "a checkpoint holding a state dict")
     backbone = {k: v for k, v in state.items() if k.startswith("backbone.")}

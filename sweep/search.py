@@ -157,12 +157,12 @@ def pruner_spec(name: str, options: Mapping[str, Any], n_startup_trials: int = 5
     return {**spec, **dict(options or {})}
 
 
-def load_hook(path: str | None) -> SpaceHook | None:
-    """`module.function` -> the conditional-space hook (trial, job config) -> extra overrides."""
+def load_hook(path: str | None, key: str = "hydra.sweeper.space_hook") -> Callable[..., Any] | None:
+    """`module.function` -> the function (the conditional-space hook, or another named by `key`)."""
     if not path:
         return None
     module, _, name = path.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
-        raise ConfigError("hydra.sweeper.space_hook", path, "an importable module.function") from None
+        raise ConfigError(key, path, "an importable module.function") from None

@@ -109,6 +109,8 @@ class LRSweeper:
               "at least one searched key (or a space_hook)")
         job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(fixed))
         search.check_keys(space, job_cfg)
+        if c.config_check:  # the job's own checks, so a bad fixed setting fails once, not per trial
+            search.load_hook(c.config_check, "hydra.sweeper.config_check")(job_cfg)
         search.load_hook(c.space_hook)
         search.build_sampler(c.sampler, c.sampler_options, c.seed, space)
         search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps)

@@ -23,6 +23,7 @@ class SweeperConf:
     n_warmup_steps: int = 2  # median/percentile: epochs a trial always trains before it can be pruned
     pruner_options: dict[str, Any] = field(default_factory=dict)  # other pruner arguments
     params: dict[str, str] = field(default_factory=dict)  # key -> interval(...)/choice(...)/...
+    config_check: Optional[str] = None  # module.function(job config) raising on bad settings, before any trial
     space_hook: Optional[str] = None  # module.function(trial, cfg) -> overrides (conditional spaces)
     enqueue_current: bool = False  # first trial = the config's current values of the searched keys
     max_consecutive_failures: int = 5
