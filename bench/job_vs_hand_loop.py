@@ -15,7 +15,8 @@ What runs (in this process; start-up, imports and set-up are not timed):
 torch runs on one thread unless --threads says otherwise (see _common.threads: on a small shared
 machine the default thread pool makes timings swing 10x). Each round runs every variant once, in
 rotating order (A,B,C,D / B,C,D,A / ...); the first round is a warm-up and is dropped. A variant's time
-for a round is (wall time of its `epochs` epochs) / epochs.
+for a round is (time of its `epochs` epochs) / epochs. Short runs and many rounds keep the variants
+of one round close in time, which matters on a machine whose speed swings 2-3x within a minute.
 
 How to read it: per variant, the median over the rounds of the wall time and of the CPU time
 (time.process_time: this process, all threads, so the TensorBoard writer's thread counts) per epoch,
@@ -25,8 +26,9 @@ the per-round ratios. On a busy machine wall time swings with other processes; C
 Target (issue): job+tb <= 1.05 x hand. The last lines give the time inside the RunWriter's calls,
 timed directly, and the split described for hand+4pg. val/acc: the loops learn the same task.
 
-    .venv/bin/python bench/job_vs_hand_loop.py            # 20 epochs, 15 timed rounds
+    .venv/bin/python bench/job_vs_hand_loop.py            # 10 epochs, 30 timed rounds
     .venv/bin/python bench/job_vs_hand_loop.py --quick    # 5 epochs, 3 timed rounds
+    .venv/bin/python bench/job_vs_hand_loop.py +optimizer.fused=true   # the job with extra overrides
 """
 
 from __future__ import annotations
@@ -117,16 +119,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    ap.add_argument("overrides", nargs="*", help="extra overrides for the job's config, e.g. +optimizer.fused=true")
     args = ap.parse_args()
     c.threads(args.threads)
-    epochs = args.epochs or (5 if args.quick else 20)
-    rounds = args.rounds or (3 if args.quick else 15)
+    epochs = args.epochs or (5 if args.quick else 10)
+    rounds = args.rounds or (3 if args.quick else 30)
     tmp = tempfile.mkdtemp(prefix="bench-job-")
     handler = logging.FileHandler(os.path.join(tmp, "train.log"))  # Hydra's job log, without the console
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
-    cfg = c.compose([f"trainer.epochs={epochs}"])
+    cfg = c.compose([f"trainer.epochs={epochs}", *args.overrides])
     names = ["job+tb", "job-tb", "hand", "hand+4pg"]
     wall: dict[str, list[float]] = {n: [] for n in names}  # ms/epoch, one entry per timed round
     cpu: dict[str, list[float]] = {n: [] for n in names}
@@ -154,7 +157,7 @@ def main() -> None:
         return f"{c.median(t[a]) / c.median(t[b]):.3f} [{c.median([x / y for x, y in zip(t[a], t[b])]):.3f}]"
 
     print(f"device {parts['device']}, torch threads {torch.get_num_threads()}, {epochs} epochs x {rounds} rounds "
-          f"(+1 warm-up), {-(-len(parts['data'].y_train) // 64)} updates/epoch")
+          f"(+1 warm-up), {-(-len(parts['data'].y_train) // 64)} updates/epoch; job overrides: {args.overrides or 'none'}")
     print(c.table(["variant", "wall ms/epoch", "min wall", "cpu ms/epoch", "min cpu", "wall / hand", "cpu / hand",
                    "val/acc"],
                   [[n, c.median(wall[n]), min(wall[n]), c.median(cpu[n]), min(cpu[n]), ratio(wall, n, "hand"),

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweep import results, search
 from sweep.errors import ConfigError, check
+from sweep.local_launch import LocalTrialLauncher
 from sweep.storage import build_pruner, is_url, masked, open_storage
 from sweep.sweeper_conf import SweeperConf
 from sweep.trial import FAIL_ATTR, OPEN_STUDIES, PRUNED_ATTR
@@ -88,7 +89,7 @@ class LRSweeper:
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
-        self.config, self.hydra_context = config, hydra_context
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
@@ -122,6 +123,10 @@ class LRSweeper:
         c = self.conf
         space, fixed, job_cfg = self._validate(list(arguments))
         hook = search.load_hook(c.space_hook)
+        self.local = None
+        if type(self.launcher).__name__ == "BasicLauncher":  # in-process: compose once, not per trial
+            self.local = LocalTrialLauncher(self.hydra_context, self.task_function, self.config, fixed,
+                                            list(job_cfg.hydra.runtime.choices))
         sweep_dir = os.path.abspath(self.config.hydra.sweep.dir)
         os.makedirs(sweep_dir, exist_ok=True)
         storage_spec = c.storage or os.path.join(sweep_dir, "study.journal")
@@ -222,19 +227,19 @@ class LRSweeper:
 
     def _launch(self, batch: list, fixed: list[str], storage_spec: str, study_name: str) -> list[JobReturn]:
         """Launch runs of consecutive trial numbers, so each job dir is named by its trial number."""
+        handles = [{"trial.storage": storage_spec, "trial.study_name": study_name, "trial.number": t.number}
+                   for t, _ in batch]
+        lines = [list(fixed) + [results.format_override(k, v) for k, v in {**ov, **h}.items()]
+                 for (_, ov), h in zip(batch, handles)]
+        if self.local is not None and not any(k.startswith("~") for _, ov in batch for k in ov):
+            return [self.local.launch(t.number, {**ov, **h}, ln) for (t, ov), h, ln in zip(batch, handles, lines)]
         out: list[JobReturn] = []
         i = 0
         while i < len(batch):
             j = i + 1
             while j < len(batch) and batch[j][0].number == batch[j - 1][0].number + 1:
                 j += 1
-            lines = [
-                list(fixed) + [results.format_override(k, v) for k, v in ov.items()] + [
-                    results.format_override("trial.storage", storage_spec),
-                    results.format_override("trial.study_name", study_name),
-                    f"trial.number={t.number}"]
-                for t, ov in batch[i:j]]
-            out.extend(self.launcher.launch(lines, initial_job_idx=batch[i][0].number))
+            out.extend(self.launcher.launch(lines[i:j], initial_job_idx=batch[i][0].number))
             i = j
         return out
 
@@ -246,6 +251,10 @@ class LRSweeper:
         ran it, so the attributes are read back from the storage, not from this Trial's cache.
         """
         attrs = storage.get_trial(trial_id).user_attrs
+        if attrs.get(PRUNED_ATTR):  # the job said so; its TrialPruned is not an error to report
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d %s", trial.number, attrs[PRUNED_ATTR])
+            return TrialState.PRUNED
         try:
             value = ret.return_value
         except optuna.TrialPruned as err:
@@ -254,9 +263,6 @@ class LRSweeper:
             log.info("trial %d pruned: %s", trial.number, str(err))
             return TrialState.PRUNED
         except Exception as err:  # noqa: BLE001 - any job error fails the trial, not the sweep
-            if attrs.get(PRUNED_ATTR):
-                study.tell(trial, state=TrialState.PRUNED)
-                return TrialState.PRUNED
             text = f"{type(err).__name__}: {err}".splitlines()[0]
             return self._tell_fail(study, trial, text)
         if isinstance(value, (int, float)) and math.isfinite(value):
