@@ -22,7 +22,7 @@ def compose(overrides: Sequence[str] = ()) -> Any:
 
 
 def build_job(cfg: Any) -> dict[str, Any]:
-    """What sweep.job.train_job trains, made by the job's own sweep.job.build(cfg)."""
+    """What sweep.job.train_job builds before it calls sweep.loop.train (sweep.job.build itself)."""
     from omegaconf import OmegaConf
 
     from sweep.job import build
