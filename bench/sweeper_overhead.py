@@ -277,7 +277,7 @@ def breakdown(n: int, env: dict, tmp: str) -> None:
 def report(res: dict, hi: int, lo: int) -> dict:
     """Print the table of one part; return {program: (T_hi - T_lo) / (hi - lo)} in seconds."""
     slope = {k: (res[(k, hi)][0] - res[(k, lo)][0]) / (hi - lo) for k in ("sweep", "plain")}
-    print(c.table(["program", f"T{hi} s", f"T{lo} s", f"(T{hi}-T{lo})/{hi - lo} ms", f"fixed s", f"in-run ms/trial N={hi}",
+    print(c.table(["program", f"T{hi} s", f"T{lo} s", f"(T{hi}-T{lo})/{hi - lo} ms", "fixed s", f"in-run ms/trial N={hi}",
                    "best value"],
                   [[k, res[(k, hi)][0], res[(k, lo)][0], 1000 * slope[k], res[(k, lo)][0] - lo * slope[k],
                     1000 * res[(k, hi)][1], res[(k, hi)][2]] for k in ("sweep", "plain")]))

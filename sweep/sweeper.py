@@ -26,11 +26,11 @@ import optuna
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
-from optuna.trial import FrozenTrial, TrialState
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
 
 from sweep import results, search
-from sweep.errors import ConfigError, check
+from sweep.errors import check
 from sweep.local_launch import LocalTrialLauncher
 from sweep.storage import build_pruner, is_url, masked, open_storage
 from sweep.sweeper_conf import SweeperConf
