@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from typing import Any, Sequence
 
 import optuna
@@ -96,8 +97,6 @@ def write_plots(sweep_dir: str, study: optuna.Study) -> list[str]:
             study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
     for name, make in plots.items():
         try:
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ax = make()

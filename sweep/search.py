@@ -157,6 +157,13 @@ def pruner_spec(name: str, options: Mapping[str, Any], n_startup_trials: int = 5
     return {**spec, **dict(options or {})}
 
 
+def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
+    """The pruner from its plain-data spec (as stored in the study for jobs in other processes)."""
+    name = spec.get("name", "none")
+    check(name in PRUNERS, "hydra.sweeper.pruner", name, f"one of {', '.join(PRUNERS)}")
+    return PRUNERS[name](**{k: v for k, v in spec.items() if k != "name"})
+
+
 def load_hook(path: str | None, key: str = "hydra.sweeper.space_hook") -> Callable[..., Any] | None:
     """`module.function` -> the function (the conditional-space hook, or another named by `key`)."""
     if not path:

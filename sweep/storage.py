@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 import optuna
 
-from sweep.errors import check
+from sweep.search import build_pruner
 
 
 def is_url(spec: str) -> bool:
@@ -33,15 +32,6 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
 def masked(spec: str) -> str:
     """The storage spec with any password replaced by ***."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", spec)
-
-
-def build_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
-    from sweep.search import PRUNERS
-
-    name = spec.get("name", "none")
-    check(name in PRUNERS, "hydra.sweeper.pruner.name", name, f"one of {', '.join(PRUNERS)}")
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    return PRUNERS[name](**kwargs)
 
 
 def load_study(spec: str, study_name: str) -> tuple[optuna.Study, optuna.storages.BaseStorage]:

@@ -32,7 +32,8 @@ from optuna.trial import TrialState
 from sweep import results, search
 from sweep.errors import check
 from sweep.local_launch import LocalTrialLauncher
-from sweep.storage import build_pruner, is_url, masked, open_storage
+from sweep.search import SpaceHook, build_pruner
+from sweep.storage import is_url, masked, open_storage
 from sweep.sweeper_conf import SweeperConf
 from sweep.trial import FAIL_ATTR, OPEN_STUDIES, PRUNED_ATTR
 
@@ -173,7 +174,7 @@ class LRSweeper:
         return len(study.get_trials(deepcopy=False, states=tuple(states)))
 
     def _run(self, study: optuna.Study, storage: Any, storage_spec: str, space: dict, fixed: list[str],
-             hook: Any, job_cfg: DictConfig, sweep_dir: str) -> None:
+             hook: SpaceHook | None, job_cfg: DictConfig, sweep_dir: str) -> None:
         c = self.conf
         study_id = storage.get_study_id_from_name(study.study_name)
         failures_in_a_row = 0

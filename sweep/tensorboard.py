@@ -39,9 +39,7 @@ def knots(values: Sequence[float], tolerance: float) -> list[int]:
 
 
 def _hparam_value(v: Any) -> Any:
-    if isinstance(v, bool) or isinstance(v, (int, float, str)):
-        return v
-    return str(v)
+    return v if isinstance(v, (bool, int, float, str)) else str(v)
 
 
 class RunWriter:
