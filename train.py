@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    from sweep.cli import check_choices
+    from sweep.cli import check_command_line
 
-    check_choices(sys.argv[1:], CONF_DIR)
+    check_command_line(sys.argv[1:], CONF_DIR)  # unknown options and keys: one line, exit 2
     main()

@@ -1,33 +1,37 @@
-"""Compute saved by pruning: a 40-trial search=lr sweep with each pruner setting against pruner=none.
+"""Which pruner `search=` should use: compute saved and best value against no pruning, and how many
+trials of a default 20-trial sweep complete (enough to compare them and to draw importance).
 
-Each setting runs `python train.py -m search=lr data=digits hydra.sweeper.sampler=tpe
-hydra.sweeper.seed=S hydra.sweeper.n_trials=40 <setting>` in a fresh sweep dir (search=lr trains
-10 epochs a trial). From the study's journal (<sweep dir>/study.journal, study = the dir's name):
-- epochs  : compute, the total epochs trained = sum over all trials of len(intermediate_values)
-            (the job reports once per epoch; failed/diverged trials count what they trained);
-- saving  : epochs of pruner=none / epochs of the setting (target >= 2x);
-- best    : the study's best value (val/acc of the last epoch, COMPLETE trials only); d_best = best -
-  best of pruner=none. The validation set has 359 digits, so one more correct answer is +0.0028;
-  "within noise" below means d_best >= -0.0056 (two answers); --seeds 0 1 shows the seed-to-seed spread.
-- trials  : COMPLETE / PRUNED / FAIL counts (n_trials counts COMPLETE + PRUNED; FAIL is extra);
-- wall s  : one run each, on a noisy machine: indicative only. torch and OpenMP use one thread.
+Each (task, seed, setting) runs the default sweep as a user would, in a fresh sweep dir:
+    python train.py -m search=lr <task> hydra.sweeper.seed=S hydra.sweeper.n_trials=20 <setting>
+(search=lr: TPE, 10 epochs a trial, optimizer.lr and groups.head_lr_mult on log scales).
+Tasks: digits with the MLP, digits with the CNN, and the synthetic data set with the MLP.
+From the study's journal:
+- complete: COMPLETE trials of the 20 (PRUNED make up the rest; FAIL are extra); the sweep's
+            importance plot needs >= 2, a comparison of settings wants more (target here: >= 5);
+- epochs  : compute, the total epochs trained (sum over trials of `epochs` in each job's status.yaml);
+- saving  : epochs with pruner=none / epochs with the setting;
+- d_best  : best value (val/acc, COMPLETE trials) minus pruner=none's best for the same task and
+            seed. digits' validation set has 359 images: one more right answer is +0.0028.
+Per task and setting the table gives the mean over seeds (complete: the smallest over seeds, as
+the default must hold for every seed). Training is deterministic for a seed; torch and OpenMP use
+one thread; plots are off (they are drawn in a background process otherwise).
 
-Settings: none; median with the defaults (n_startup_trials=5, n_warmup_steps=2); median with
-fewer warm-up steps or start-up trials; percentile 25 (keeps the top quarter); successive_halving
-and hyperband (min_resource=1, reduction_factor=3). Hyperband assigns brackets by a hash of the
-study name, which is the random temp dir's name here, so its figures vary from run to run; the
-others are deterministic for a seed. --quick: 12 trials of 5 epochs, none and
-the default median only.
+Settings: none; median (n_startup_trials=5, n_warmup_steps=2: the first 5 trials run in full, then a
+trial stops when its val/acc is below the median of earlier trials at the same epoch, from epoch 3);
+median 5/4 (from epoch 5); percentile 75 (5/2; stops only a trial in the worst quarter, Optuna's
+PercentilePruner keeping the top 75%); successive_halving
+(min_resource=1, reduction_factor=3: rungs at epochs 1, 3, 9, each keeping the top third).
 
-    .venv/bin/python bench/pruning.py                 # 40 trials, 10 epochs, seed 0, all settings
-    .venv/bin/python bench/pruning.py --seeds 0 1     # the same for two sampler seeds
-    .venv/bin/python bench/pruning.py --quick
+    .venv/bin/python bench/pruning.py                          # 3 tasks x 3 seeds x 5 settings
+    .venv/bin/python bench/pruning.py --tasks digits-mlp --seeds 0 --settings none median
+    .venv/bin/python bench/pruning.py --quick                  # 6 trials of 3 epochs, MLP, seed 0
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,18 +39,32 @@ import time
 
 import _common as c
 
+TASKS = {
+    "digits-mlp": ["data=digits", "model=mlp"],
+    "digits-cnn": ["data=digits", "model=cnn"],
+    "synthetic-mlp": ["data=synthetic", "model=mlp"],
+}
 SETTINGS = {
     "none": ["hydra.sweeper.pruner=none"],
-    "median (default 5/2)": ["hydra.sweeper.pruner=median"],
-    "median warmup=1": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_warmup_steps=1"],
-    "median startup=3 warmup=1": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_startup_trials=3",
-                                  "hydra.sweeper.n_warmup_steps=1"],
-    "median warmup=0": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_warmup_steps=0"],
-    "percentile 25 (default 5/2)": ["hydra.sweeper.pruner=percentile"],
+    "median 5/2": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_startup_trials=5",
+                   "hydra.sweeper.n_warmup_steps=2"],
+    "median 5/4": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_startup_trials=5",
+                   "hydra.sweeper.n_warmup_steps=4"],
+    "percentile 75": ["hydra.sweeper.pruner=percentile", "+hydra.sweeper.pruner_options.percentile=75.0",
+                      "hydra.sweeper.n_startup_trials=5", "hydra.sweeper.n_warmup_steps=2"],
     "successive_halving": ["hydra.sweeper.pruner=successive_halving"],
-    "hyperband": ["hydra.sweeper.pruner=hyperband"],
 }
-QUICK = ["none", "median (default 5/2)"]
+MIN_COMPLETE = 5
+
+
+def epochs_trained(sweep_dir: str, trial) -> int:
+    """The epochs a trial trained, from its job's status.yaml (no pruner: nothing is reported)."""
+    from omegaconf import OmegaConf
+
+    path = os.path.join(sweep_dir, str(trial.number), "status.yaml")
+    if os.path.isfile(path):
+        return int(OmegaConf.load(path).get("epochs", 0))
+    return len(trial.intermediate_values)
 
 
 def study_stats(sweep_dir: str) -> dict:
@@ -60,15 +78,16 @@ def study_stats(sweep_dir: str) -> dict:
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     done = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    return {"epochs": sum(len(t.intermediate_values) for t in trials), "best": max(done, default=float("nan")),
-            "trials": f"{states.count('COMPLETE')}/{states.count('PRUNED')}/{states.count('FAIL')}"}
+    return {"epochs": sum(epochs_trained(sweep_dir, t) for t in trials), "best": max(done, default=float("nan")),
+            "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "failed": states.count("FAIL")}
 
 
-def run(setting: list[str], n_trials: int, epochs: int, seed: int, env: dict, tmp: str) -> dict:
+def run(task: list[str], setting: list[str], n_trials: int, epochs: int | None, seed: int, env: dict,
+        tmp: str) -> dict:
     out = tempfile.mkdtemp(prefix="sweep-", dir=tmp)
-    cmd = [c.PY, str(c.REPO / "train.py"), "-m", "search=lr", "data=digits", f"trainer.epochs={epochs}",
-           "hydra.sweeper.sampler=tpe", f"hydra.sweeper.seed={seed}", f"hydra.sweeper.n_trials={n_trials}",
-           f"hydra.sweep.dir={out}", *setting]
+    cmd = [c.PY, str(c.REPO / "train.py"), "-m", "search=lr", *task, f"hydra.sweeper.seed={seed}",
+           f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.plots=false", "trainer.threads=1",
+           f"hydra.sweep.dir={out}", *setting, *([f"trainer.epochs={epochs}"] if epochs else [])]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=c.REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -80,37 +99,47 @@ def run(setting: list[str], n_trials: int, epochs: int, seed: int, env: dict, tm
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--trials", type=int)
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), help="default: all (--quick: none, median)")
-    ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads in the sweeps (0: default)")
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--epochs", type=int, help="default: search=lr's 10")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     args = ap.parse_args()
-    n_trials = args.trials or (12 if args.quick else 40)
-    epochs = args.epochs or (5 if args.quick else 10)
-    names = args.settings or (QUICK if args.quick else list(SETTINGS))
-    names = ["none"] + [n for n in names if n != "none"]
-    env = c.threads(args.threads)
+    if args.quick:
+        args.trials, args.epochs, args.seeds, args.tasks = 6, 3, [0], ["digits-mlp"]
+    names = ["none"] + [n for n in args.settings if n != "none"]
+    env = c.threads(1)
     tmp = tempfile.mkdtemp(prefix="bench-pruning-")
-    print(f"digits, search=lr, sampler tpe, {n_trials} trials (COMPLETE + PRUNED) of {epochs} epochs; "
-          f"seeds {args.seeds}; sweeps in {tmp}")
+    print(f"search=lr (TPE), {args.trials} trials of {args.epochs or 10} epochs; seeds {args.seeds}; sweeps in {tmp}")
+    per_run = []
+    for task in args.tasks:
+        for seed in args.seeds:
+            base = None
+            for name in names:
+                r = run(TASKS[task], SETTINGS[name], args.trials, args.epochs, seed, env, tmp)
+                base = base or r
+                per_run.append({"task": task, "seed": seed, "setting": name, **r,
+                                "saving": base["epochs"] / r["epochs"], "d_best": r["best"] - base["best"]})
+                print(f"  {task} seed {seed} {name}: {r['complete']} complete / {r['pruned']} pruned / "
+                      f"{r['failed']} failed, {r['epochs']} epochs, best {r['best']:.4f}, {r['wall']:.0f} s",
+                      file=sys.stderr, flush=True)
     rows = []
-    for seed in args.seeds:
-        base = None
+    for task in args.tasks:
         for name in names:
-            r = run(SETTINGS[name], n_trials, epochs, seed, env, tmp)
-            base = base or r
-            rows.append([name, seed, r["epochs"], base["epochs"] / r["epochs"], r["best"], r["best"] - base["best"],
-                         r["trials"], r["wall"], base["wall"] / r["wall"]])
-            print(f"  {name}, seed {seed}: {r['epochs']} epochs, best {r['best']:.4f}, {r['wall']:.0f} s",
-                  file=sys.stderr, flush=True)
-    print(c.table(["setting", "seed", "epochs", "saving", "best", "d_best", "C/P/F", "wall s", "wall x"], rows))
-    if len(args.seeds) > 1:
-        spread = [r[4] for r in rows if r[0] == "none"]
-        print(f"pruner=none best over seeds: {min(spread):.4f} .. {max(spread):.4f} (seed-to-seed noise)")
-    hits = [r for r in rows if r[3] >= 2.0 and r[5] >= -0.0056]
-    print("settings with >= 2x less compute and best within 2 val samples (0.0056) of pruner=none: "
-          + (", ".join(f"{r[0]} (seed {r[1]}: {r[3]:.2f}x, d_best {r[5]:+.4f})" for r in hits) or "none"))
+            rs = [r for r in per_run if r["task"] == task and r["setting"] == name]
+            rows.append([task, name, min(r["complete"] for r in rs), statistics.mean(r["complete"] for r in rs),
+                         statistics.mean(r["epochs"] for r in rs), statistics.mean(r["saving"] for r in rs),
+                         statistics.mean(r["d_best"] for r in rs), min(r["d_best"] for r in rs),
+                         statistics.mean(r["wall"] for r in rs)])
+    print(c.table(["task", "setting", "complete min", "complete mean", "epochs", "saving", "d_best mean",
+                   "d_best worst", "wall s"], rows))
+    for name in names[1:]:
+        rs = [r for r in per_run if r["setting"] == name]
+        ok = all(r["complete"] >= MIN_COMPLETE for r in rs)
+        print(f"{name}: saving {statistics.mean(r['saving'] for r in rs):.2f}x over all tasks and seeds, "
+              f"d_best mean {statistics.mean(r['d_best'] for r in rs):+.4f}, "
+              f"{'every' if ok else 'NOT every'} sweep completed >= {MIN_COMPLETE} trials "
+              f"(fewest: {min(r['complete'] for r in rs)})")
 
 
 if __name__ == "__main__":

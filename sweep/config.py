@@ -7,18 +7,46 @@ from typing import Any, Mapping
 
 import torch
 
-from sweep import optim, schedules
+from sweep import data, groups, optim, schedules, task
 from sweep.errors import check
+from sweep.resolvers import register
 
-METRICS = ("val/acc", "val/loss", "train/loss")
+register()  # ${lr_sweep.direction:...} in conf/train.yaml
+
 DEVICES = ("auto", "cpu", "cuda")
+MODES = ("train", "preview", "lr_find")  # train; draw the schedule; LR range test
 
 
 def validate(cfg: Mapping[str, Any]) -> None:
-    """Raise ConfigError (key, value, what is allowed) for the first bad setting."""
-    mode = cfg.get("mode", "train")
-    check(mode == "train", "mode", mode, "train (mode=preview and mode=lr_find are planned, not yet built)")
-    tr = cfg["trainer"]
+    """Raise ConfigError (key, value, what is allowed) for the first bad setting.
+
+    Each part is checked by its owner. train.py's config (it has `mode`) is checked whole; a user's
+    own Hydra app that composes some of lr-sweep's config groups gets those checked (optimizer,
+    groups, schedule, with `trainer.epochs` where it has one), and its own nodes are its own.
+    """
+    own_job = "mode" in cfg
+    tr = cfg.get("trainer")
+    epochs = tr.get("epochs") if tr is not None else None
+    if own_job:
+        mode = cfg.get("mode")
+        check(mode in MODES, "mode", mode, f"one of {', '.join(MODES)}")
+        validate_trainer(tr)
+    if cfg.get("optimizer") is not None:
+        optim.validate(cfg["optimizer"])
+        if cfg.get("schedule") is not None and isinstance(epochs, int):
+            schedules.validate(cfg["schedule"], cfg["optimizer"]["lr"], epochs)
+    if cfg.get("groups") is not None:
+        groups.validate(cfg["groups"], epochs if isinstance(epochs, int) else None)
+    if not own_job:
+        return
+    task_cfg = cfg.get("task") or {"name": task.CLASSIFICATION}
+    task.validate(task_cfg)
+    data.validate(cfg["data"])
+    validate_objective(cfg["objective"], task.METRICS[task_cfg["name"]], task_cfg["name"])
+    validate_model(cfg["model"])
+
+
+def validate_trainer(tr: Mapping[str, Any]) -> None:
     check(tr.get("device") in DEVICES, "trainer.device", tr.get("device"), f"one of {', '.join(DEVICES)}")
     if tr["device"] == "cuda":
         check(torch.cuda.is_available(), "trainer.device", "cuda",
@@ -32,22 +60,25 @@ def validate(cfg: Mapping[str, Any]) -> None:
     threads = tr.get("threads")
     check(threads is None or (isinstance(threads, int) and threads >= 1), "trainer.threads", threads,
           "null (torch's default) or an integer >= 1")
+    sync_every = tr.get("sync_every", 50)
+    check(isinstance(sync_every, int) and sync_every >= 1, "trainer.sync_every", sync_every, "an integer >= 1")
     clip = tr.get("grad_clip")
     check(clip is None or (isinstance(clip, (int, float)) and clip > 0), "trainer.grad_clip", clip,
           "null or a number > 0")
-    optim.validate(cfg["optimizer"])
-    schedules.validate(cfg["schedule"], cfg["optimizer"]["lr"], tr["epochs"])
-    obj = cfg["objective"]
-    check(obj.get("metric") in METRICS, "objective.metric", obj.get("metric"), f"one of {', '.join(METRICS)}")
+
+
+def validate_objective(obj: Mapping[str, Any], metrics: tuple[str, ...], task_name: str) -> None:
+    check(obj.get("metric") in metrics, "objective.metric", obj.get("metric"),
+          f"one of {', '.join(metrics)} (task={task_name})")
     check(obj.get("direction") in ("maximize", "minimize"), "objective.direction", obj.get("direction"),
           "maximize or minimize")
     check(obj.get("reduce") in ("last", "best"), "objective.reduce", obj.get("reduce"), "last or best")
-    g = cfg["groups"]
-    mult = g.get("head_lr_mult", 1.0)
-    check(isinstance(mult, (int, float)) and mult > 0, "groups.head_lr_mult", mult, "a number > 0")
-    fe = g.get("freeze_epochs", 0)
-    check(isinstance(fe, int) and 0 <= fe < tr["epochs"], "groups.freeze_epochs", fe,
-          f"an integer >= 0 and < trainer.epochs ({tr['epochs']})")
-    path = cfg["model"].get("init_from")
+
+
+def validate_model(model: Mapping[str, Any]) -> None:
+    target = model.get("_target_")
+    check(isinstance(target, str) and bool(target) and target != "???", "model._target_", target,
+          "an import path of an nn.Module class, e.g. model=custom model._target_=mypackage.Net")
+    path = model.get("init_from")
     check(path is None or os.path.isfile(str(path)), "model.init_from", path,
           "the path of an existing checkpoint (python train.py experiment=pretrain writes one)")

@@ -1,4 +1,10 @@
-"""One training job: config -> data, model, groups, optimizer, schedule -> loop -> logs and a metric."""
+"""One training job: config -> data, task, model, groups, optimizer, schedule -> loop -> logs and a metric.
+
+`build(cfg)` makes every object a run needs (the LR tools and the benchmarks use it too);
+`train_job(cfg)` trains, reports to the trial it was handed (`sweep.trial.current_trial`) and
+finishes it with one `Outcome`, writes `status.yaml` from that same outcome, and returns the
+objective (NaN unless the run completed, so any Hydra sweeper can drive it).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from sweep import config, data as datasets, trial as trials
 from sweep.errors import ConfigError
 from sweep.groups import build_groups, group_table
-from sweep.loop import DIVERGED, PRUNED, pick_device, save_checkpoint, train
+from sweep.loop import DIVERGED, PRUNED, Result, pick_device, save_checkpoint, train
 from sweep.models import build_model, load_backbone
 from sweep.optim import build_optimizer
 from sweep.schedules import Schedule
+from sweep.resolvers import direction_of
+from sweep.task import Task, build_task
 from sweep.tensorboard import RunWriter
+from sweep.trial import Outcome, Status
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +73,10 @@ def task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def write_status(out: str, status: str, reason: str, epochs: int) -> None:
-    """`status.yaml` in the job dir: completed, diverged or pruned, and why."""
-    OmegaConf.save(OmegaConf.create({"status": status, "reason": reason, "epochs": epochs}),
-                   os.path.join(out, "status.yaml"))
+def write_status(out: str, outcome: Outcome) -> None:
+    """`status.yaml` in the job dir, from the outcome the trial gets: status (complete, pruned,
+    failed), reason, epochs, value."""
+    OmegaConf.save(OmegaConf.create(outcome.to_dict()), os.path.join(out, "status.yaml"))
 
 
 def in_multirun() -> bool:
@@ -79,91 +88,192 @@ def in_multirun() -> bool:
 
 @dataclass
 class Built:
-    """Everything a run needs, made from the config (before any training)."""
+    """Everything a run needs, made from the config (before any training).
+
+    `data` is a `sweep.data.DataSet` (tensors) or `sweep.data.Datasets` (the user's datasets);
+    iterate it with `sweep.loop.train_batches(built.data, batch_size, built.device, seed)` and
+    compute a batch's loss with `sweep.loop.batch_loss(built.model, batch, built.task, autocast)`.
+    """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: Schedule
-    data: datasets.DataSet
+    data: datasets.Data
     device: torch.device
     table: str
+    task: Task
+
+
+def data_config(cfg: DictConfig) -> dict[str, Any]:
+    """The data node as a plain dict, with the task's name (data=csv reads it)."""
+    out = OmegaConf.to_container(cfg.data, resolve=True)
+    task_cfg = cfg.get("task")
+    out["task"] = task_cfg.get("name") if task_cfg is not None else None
+    return out
+
+
+def fill_data_info(cfg: DictConfig, data: datasets.Data, task: Task) -> None:
+    """Write what the data knows (num_features, num_classes, num_outputs) into `cfg.data`, where the
+    user left it null, so the model config's `${data.num_outputs}` and the like resolve. The output
+    width is the class count (the user's, where they set one) or 1 for regression."""
+    with open_dict(cfg.data):
+        for key in ("num_features", "num_classes"):
+            if cfg.data.get(key) is None:
+                cfg.data[key] = getattr(data, key)
+        if cfg.data.get("num_outputs") is None:
+            cfg.data.num_outputs = 1 if task.regression else cfg.data.num_classes
+
+
+def model_config(cfg: DictConfig) -> dict[str, Any]:
+    """The model node resolved; a size it takes from the data that the data does not know (a
+    custom dataset without `classes`) is a one-line error saying which key to set."""
+    raw = OmegaConf.to_container(cfg.model, resolve=False)
+    resolved = OmegaConf.to_container(cfg.model, resolve=True)
+    for key, value in raw.items():
+        if isinstance(value, str) and "${data.num_" in value and resolved.get(key) is None:
+            name = value[value.index("${") + 2:value.index("}")]
+            hint = "data.num_classes" if name == "data.num_outputs" else name  # outputs follow the classes
+            raise ConfigError(name, None, f"a number for model.{key}; the data does not say, so set {hint}=...")
+    return resolved
+
+
+def first_update_lr(cfg: DictConfig, schedule: Schedule) -> float:
+    """optimizer.lr times the schedule's factor at the first update: the base LR the group table
+    shows (a piecewise list or a warmup starts elsewhere than optimizer.lr)."""
+    return float(cfg.optimizer.lr) * schedule.factor(0)
 
 
 def build(cfg: DictConfig) -> Built:
-    """Check the config, then make data, model (with its pretrained backbone), groups, optimizer, schedule."""
+    """Check the config, then make data, task, model (with its pretrained weights), groups,
+    optimizer, schedule. Fills `cfg.data.num_features/num_classes/num_outputs` from the data."""
     config.validate(cfg)
     tr = cfg.trainer
     seed_everything(int(tr.seed), bool(tr.deterministic))
     if tr.get("threads"):
         torch.set_num_threads(int(tr.threads))
     device = pick_device(tr.device)
-    data = datasets.load(OmegaConf.to_container(cfg.data, resolve=True))
-    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), data.num_features, data.num_classes)
+    data = datasets.load(data_config(cfg))
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True) if cfg.get("task") is not None else None
+    task = build_task(task_cfg, lambda: datasets.train_targets(data))
+    if data.kind and data.kind != task.name and cfg.data.name != "custom":
+        raise ConfigError("task", task.name, f"task={data.kind} for data={cfg.data.name}, whose target is "
+                          f"{'a class label' if data.kind == 'classification' else 'a number'}")
+    fill_data_info(cfg, data, task)
+    model = build_model(model_config(cfg))
     model.to(device)
     if cfg.model.get("init_from"):
-        load_backbone(model, str(cfg.model.init_from))
+        load_backbone(model, str(cfg.model.init_from), cfg.model.get("init_prefix"))
     groups_cfg = OmegaConf.to_container(cfg.groups, resolve=True)
     groups = build_groups(model, groups_cfg)
     decay_norm_bias = bool(groups_cfg.get("decay_norm_bias", False))
     optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True), groups, decay_norm_bias)
-    steps_per_epoch = -(-len(data.y_train) // int(tr.batch_size))
     schedule = Schedule(OmegaConf.to_container(cfg.schedule, resolve=True), float(cfg.optimizer.lr),
-                        steps_per_epoch, int(tr.epochs))
-    table = group_table(groups, float(cfg.optimizer.lr), float(cfg.optimizer.get("weight_decay", 0.0)),
+                        datasets.steps_per_epoch(data, int(tr.batch_size)), int(tr.epochs))
+    table = group_table(groups, first_update_lr(cfg, schedule), float(cfg.optimizer.get("weight_decay", 0.0)),
                         decay_norm_bias)
-    return Built(model, optimizer, schedule, data, device, table)
+    return Built(model, optimizer, schedule, data, device, table, task)
+
+
+def outcome_of(result: Result, value: float) -> Outcome:
+    """The one outcome of a run: COMPLETE with its objective, PRUNED, or FAILED with the reason."""
+    if result.status == PRUNED:
+        return Outcome(Status.PRUNED, None, result.reason, result.epochs)
+    if result.status == DIVERGED:
+        return Outcome(Status.FAILED, None, result.reason, result.epochs)
+    return trials.complete(value, result.epochs)
+
+
+def end_of_run_lines(out: str) -> str:
+    """Where a single run's outputs went, and how to look at them."""
+    return f"outputs: {out}\ntensorboard --logdir {os.path.join(out, 'tensorboard')}"
+
+
+def open_writer(cfg: DictConfig, b: Built, out: str) -> RunWriter:
+    """The run's TensorBoard writer, with its hyperparameters."""
+    tr = cfg.trainer
+    main = b.task.metrics[0]  # val/acc or val/rmse: TensorBoard's best/<main> curve
+    writer = RunWriter(os.path.join(out, "tensorboard"), float(tr.lr_log_tolerance),
+                       total_updates=b.schedule.steps_per_epoch * int(tr.epochs), objective=main,
+                       maximize=direction_of(main) == "maximize")
+    writer.hparams(hparams_of(cfg, task_overrides()), [main, "val/loss", "best/" + main.replace("/", "_")])
+    return writer
+
+
+def conclude(cfg: DictConfig, out: str, outcome: Outcome, model: nn.Module, updates: int,
+             trial: trials.NoTrial) -> None:
+    """The end of a run: `status.yaml`, the checkpoint of a complete run, and the one `finish`."""
+    tr = cfg.trainer
+    write_status(out, outcome)
+    if outcome.status == Status.COMPLETE:
+        meta = {"epochs": outcome.epochs, "updates": updates, "config": OmegaConf.to_container(cfg, resolve=True)}
+        save_checkpoint(os.path.join(out, "checkpoint.pt"), model, meta)
+        if tr.get("save_to"):  # a fixed path (relative to the launch dir) that model.init_from can name
+            os.makedirs(os.path.dirname(os.path.abspath(str(tr.save_to))), exist_ok=True)
+            save_checkpoint(str(tr.save_to), model, meta)
+            log.info("checkpoint saved to %s", tr.save_to)
+        log.info("%s (%s) = %.4f", cfg.objective.metric, cfg.objective.reduce, outcome.value)
+    trial.finish(outcome)
 
 
 def train_job(cfg: DictConfig) -> float:
-    """Train one model as `cfg` says and return the objective (NaN for a diverged run)."""
-    b = build(cfg)
-    model, optimizer, schedule, data, tr = b.model, b.optimizer, b.schedule, b.data, cfg.trainer
-    trial = trials.from_config(cfg.get("trial"))
-    out = job_dir()
-    log.info("device %s, %d train / %d val samples, %d updates per epoch\n%s", b.device, len(data.y_train),
-             len(data.y_val), schedule.steps_per_epoch, b.table)
-    writer = RunWriter(os.path.join(out, "tensorboard"), float(tr.lr_log_tolerance))
-    metric, maximize = cfg.objective.metric, cfg.objective.direction == "maximize"
-    hparams = hparams_of(cfg, task_overrides())
-    writer.hparams(hparams, ["val/acc", "val/loss", "best/val_acc"])
-    trial.set_attr("hparams", hparams)
+    """Train one model as `cfg` says; finish the trial with one Outcome and return the objective
+    (NaN unless the run completed). An exception (bad input included) finishes it as FAILED and
+    goes on up. Several trials handed over together train as one stacked model (sweep.batched_job)."""
+    handles = trials.current_trials(cfg)
+    if len(handles) > 1:
+        from sweep.batched_job import train_together
+
+        return train_together(handles)
+    trial = handles[0]
+    out, writer, status = trial.job_dir or job_dir(), None, Status.FAILED.value
     try:
-        result = train(model, optimizer, schedule, data, OmegaConf.to_container(tr, resolve=True),
-                       writer, trial, metric)
-        if result.history:
-            writer.scalars({"best/val_acc": max(h["val/acc"] for h in result.history)}, result.epochs - 1)
+        b = build(cfg)
+        data, tr = b.data, cfg.trainer
+        log.info("device %s, %d train / %d val samples, %d updates per epoch, task %s\n%s", b.device,
+                 data.n_train, data.n_val, b.schedule.steps_per_epoch, b.task.name, b.table)
+        metric, maximize = str(cfg.objective.metric), cfg.objective.direction == "maximize"
+        writer = open_writer(cfg, b, out)
+        result = train(b.model, b.optimizer, b.schedule, data, OmegaConf.to_container(tr, resolve=True),
+                       writer, trial, metric, b.task)
+        outcome = outcome_of(result, result.metric(metric, cfg.objective.reduce, maximize))
+        status = outcome.status.value
+    except BaseException as err:
+        outcome = Outcome(Status.FAILED, None, f"{type(err).__name__}: {err}".splitlines()[0])
+        write_status(out, outcome)
+        trial.finish(outcome)
+        raise
     finally:
-        writer.close()
-    write_status(out, result.status, result.reason, result.epochs)
-    if result.status == DIVERGED:
-        trial.set_attr(trials.FAIL_ATTR, result.reason)
-        return float("nan")
-    if result.status == PRUNED:
-        raise trial.pruned(result.reason)
-    meta = {"epochs": result.epochs, "updates": result.updates,
-            "config": OmegaConf.to_container(cfg, resolve=True)}
-    save_checkpoint(os.path.join(out, "checkpoint.pt"), model, meta)
-    if tr.get("save_to"):  # a fixed path (relative to the launch dir) that model.init_from can name
-        os.makedirs(os.path.dirname(os.path.abspath(str(tr.save_to))), exist_ok=True)
-        save_checkpoint(str(tr.save_to), model, meta)
-        log.info("checkpoint saved to %s", tr.save_to)
-    value = result.metric(metric, cfg.objective.reduce, maximize)
-    log.info("%s (%s) = %.4f", metric, cfg.objective.reduce, value)
-    return value
+        if writer is not None:
+            writer.close(status)  # the HPARAMS session, with the run's real status
+    conclude(cfg, out, outcome, b.model, result.updates, trial)
+    if not in_multirun():
+        log.info(end_of_run_lines(out))
+    return outcome.value if outcome.status == Status.COMPLETE else float("nan")
 
 
 def run(cfg: DictConfig) -> float:
     """Hydra task: in a single run a bad setting is one line on stderr and exit 2, a diverged run
-    exit 3; in a sweep both reach the sweeper (an error, a NaN), which records the trial as failed."""
+    exit 3 with the reason; in a sweep the trial's outcome reaches the sweeper (`sweep.trial`)."""
     try:
-        value = train_job(cfg)
+        mode = cfg.get("mode", "train")
+        if mode == "preview":
+            from sweep.preview import run_preview as task
+        elif mode == "lr_find":
+            from sweep.lr_find import run_lr_find as task
+        else:  # train; config.validate refuses any other mode
+            task = train_job
+        value = task(cfg)
     except ConfigError as err:
         if in_multirun():
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    if value != value and not in_multirun():  # NaN: the run diverged; say so in the exit status
-        print(f"error: the run diverged (see {job_dir()}/status.yaml); try a lower optimizer.lr",
-              file=sys.stderr)
+    if value != value and not in_multirun() and mode == "train":  # NaN: say why in the exit status
+        status = OmegaConf.load(os.path.join(job_dir(), "status.yaml"))
+        if status.status == Status.PRUNED.value:  # a trial of a sweeper elsewhere stopped it
+            log.info("the run was pruned: %s", status.reason)
+            return value
+        hint = "; try a lower optimizer.lr" if "diverged" in str(status.reason) else ""
+        print(f"error: the run failed: {status.reason} (see {job_dir()}/status.yaml){hint}", file=sys.stderr)
         sys.exit(3)
     return value

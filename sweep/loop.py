@@ -1,6 +1,22 @@
-"""The training loop: per-group LRs each update, validation each epoch, divergence, checkpoints.
+"""The training loop: per-group LRs each update, validation each epoch, divergence, pruning, checkpoints.
 
-It knows nothing of Optuna beyond the trial handle (report, should_prune, pruned).
+It knows nothing of Optuna beyond the trial handle (`report`, `should_prune`).
+
+No host-device sync per update: each update's loss is copied into a small window on the device,
+and the host looks at the window (its sum for `train/loss`, its first non-finite entry for a
+divergence) every `trainer.sync_every` updates and at each epoch's end. On a GPU a `loss.item()`
+per update would stall the queue; the window keeps the report exact (the first bad update, not
+the sync point). The updates between a non-finite loss and the next sync point still run, on a run
+that has already failed; nothing of them is kept.
+
+Epochs are counted from 1 in everything a person reads ("epoch 4/4", "pruned after epoch 3/4",
+"diverged at epoch 1/20, update 17/23"). Every TensorBoard scalar uses one x axis, the number of
+updates done: `lr/<group>` at the update that used it, epoch metrics and `epoch` at the update
+count when the epoch ended.
+
+Public pieces, for the LR tools and other loops over the same run: `train_batches(built, ...)`
+(the run's batches on its device), `batch_loss(model, batch, task, autocast)` (one batch's loss,
+as a tensor), `evaluate`, `autocast_for`.
 """
 
 from __future__ import annotations
@@ -16,23 +32,30 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from sweep.data import Batches, DataSet
+from sweep import data as datasets
+from sweep.data import Data, val_batches
 from sweep.schedules import Schedule
+from sweep.task import Task, call_model
 from sweep.tensorboard import RunWriter
 from sweep.trial import NoTrial
 
 log = logging.getLogger(__name__)
 
 COMPLETED, DIVERGED, PRUNED = "completed", "diverged", "pruned"
+SYNC_EVERY = 50
 
 
 @dataclass
 class Result:
+    """How the loop ended. `diverged_update` is the 0-based global index of the first update whose
+    loss was not finite (None unless the training loss diverged)."""
+
     status: str
     epochs: int = 0
     updates: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     reason: str = ""
+    diverged_update: int | None = None
 
     def metric(self, name: str, reduce: str, maximize: bool) -> float:
         values = [h[name] for h in self.history if name in h]
@@ -49,21 +72,35 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def autocast_for(device: torch.device, precision: Any = "auto") -> Callable[[], Any]:
+    """bf16 autocast on CUDA unless `precision` is 32; a no-op context elsewhere."""
+    if device.type == "cuda" and precision in ("auto", "bf16"):
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def train_batches(built_or_data: Any, batch_size: int, device: torch.device | None = None, seed: int = 0,
+                  on_device_max_mb: float = 256) -> Any:
+    """The training batches of a run (`sweep.job.Built` or its `data`), reshuffled each epoch from
+    `seed`: `(inputs, target)` pairs already on `device` (the Built's by default); `len()` is the
+    number of updates per epoch. The tensor path indexes on the device; other datasets stream."""
+    data = getattr(built_or_data, "data", built_or_data)
+    device = device if device is not None else getattr(built_or_data, "device", torch.device("cpu"))
+    return datasets.train_batches(data, int(batch_size), device, int(seed), on_device_max_mb)
+
+
+def batch_loss(model: nn.Module, batch: Any, task: Task, autocast: Callable[[], Any] = contextlib.nullcontext
+               ) -> torch.Tensor:
+    """The loss of one `(inputs, target)` batch already on the device, as a tensor (no host sync)."""
+    inputs, target = batch
+    with autocast():
+        return task.loss(call_model(model, inputs), target)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: Callable[[], Any],
-             batch_size: int = 4096) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over (x, y)."""
-    model.eval()
-    loss_sum, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
-    for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        with autocast():
-            logits = model(xb)
-        loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
-    model.train()
-    n = max(len(y), 1)
-    return loss_sum.item() / n, correct.item() / n
+def evaluate(model: nn.Module, batches: Any, task: Task, autocast: Callable[[], Any]) -> dict[str, float]:
+    """The task's validation metrics (`val/loss` and `val/acc` or `val/rmse`) over `batches`."""
+    return task.evaluate(model, batches, autocast)
 
 
 def save_checkpoint(path: str, model: nn.Module, meta: Mapping[str, Any]) -> None:
@@ -73,78 +110,137 @@ def save_checkpoint(path: str, model: nn.Module, meta: Mapping[str, Any]) -> Non
     os.replace(tmp, path)
 
 
-def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, data: DataSet,
+class _SyncDebug:
+    """With `trainer.sync_debug` on CUDA: any host-device sync between the loop's sync points is an
+    error (torch.cuda.set_sync_debug_mode), so a hidden `.item()` shows up at once."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def arm(self) -> None:
+        if self.on:
+            torch.cuda.set_sync_debug_mode("error")
+
+    def disarm(self) -> None:
+        if self.on:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+class _LossWindow:
+    """Per-update losses on the device since the host last looked; `flush()` is the one sync."""
+
+    def __init__(self, size: int, device: torch.device) -> None:
+        self.values = torch.zeros(size, device=device)
+        self.size, self.count, self.first = size, 0, 0
+        self.total, self.updates = 0.0, 0  # finite losses seen by the host this epoch
+
+    def add(self, loss: torch.Tensor) -> bool:
+        """Keep `loss`; True when the window is full and the host should look."""
+        self.values[self.count] = loss.detach()
+        self.count += 1
+        return self.count == self.size
+
+    def flush(self) -> tuple[int, float] | None:
+        """Read the window; (index in it, value) of its first non-finite loss, else None."""
+        values = self.values[:self.count].tolist() if self.count else []
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                return i, v
+        self.total += sum(values)
+        self.updates += len(values)
+        self.first += self.count
+        self.count = 0
+        return None
+
+
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, data: Data,
           cfg: Mapping[str, Any], writer: RunWriter | None, trial: NoTrial = NoTrial(),
-          objective: str = "val/acc") -> Result:
-    """Train for `cfg.epochs` epochs; stop early on a non-finite loss or when the trial is pruned."""
+          objective: str = "val/acc", task: Task | None = None) -> Result:
+    """Train for `cfg["epochs"]` epochs; stop early on a non-finite loss or when the trial is pruned
+    (never after the last epoch: a run that trained its whole budget is complete)."""
+    task = task or Task()
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(int(cfg["seed"]))
-    batches = Batches(data.x_train, data.y_train, int(cfg["batch_size"]), device, True,
-                      float(cfg.get("on_device_max_mb", 256)), generator)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
-    bf16 = device.type == "cuda" and cfg.get("precision", "auto") in ("auto", "bf16")
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    max_mb = float(cfg.get("on_device_max_mb", 256))
+    batches = train_batches(data, int(cfg["batch_size"]), device, int(cfg["seed"]), max_mb)
+    val = val_batches(data, device, on_device_max_mb=max_mb)
+    autocast = autocast_for(device, cfg.get("precision", "auto"))
     clip = cfg.get("grad_clip")
-    spe = len(batches)
-    pgs = optimizer.param_groups
-    targets = [(pg, pg["base_lr"] * pg["mult"], pg["start_epoch"] * spe, pg["frozen"]) for pg in pgs]
-    names = list(dict.fromkeys(pg["name"] for pg in pgs))
-    first_pg = {n: next(i for i, pg in enumerate(pgs) if pg["name"] == n) for n in names}
+    epochs, spe = int(cfg["epochs"]), len(batches)
+    sync_every = max(1, int(cfg.get("sync_every") or SYNC_EVERY))
+    debug = _SyncDebug(bool(cfg.get("sync_debug")) and device.type == "cuda")
+    groups = optimizer.param_groups
+    targets = [(g, g["base_lr"] * g["mult"], g["start_epoch"] * spe, g["frozen"]) for g in groups]
+    names = list(dict.fromkeys(g["name"] for g in groups))
+    first_of = {n: next(i for i, g in enumerate(groups) if g["name"] == n) for n in names}
     result = Result(COMPLETED)
     t = 0
-    for epoch in range(int(cfg["epochs"])):
-        started = time.perf_counter()
-        for pg in pgs:
-            trains = not pg["frozen"] and epoch >= pg["start_epoch"]
-            for p in pg["params"]:
-                p.requires_grad_(trains)
-        curves: dict[str, list[float]] = {n: [] for n in names}
-        loss_sum, n_batches = 0.0, 0
-        for xb, yb in batches:
-            for pg, peak, start, frozen in targets:
-                pg["lr"] = 0.0 if frozen else peak * schedule.factor(t, start)
-            for n in names:
-                curves[n].append(pgs[first_pg[n]]["lr"])
-            with autocast():
-                loss = nn.functional.cross_entropy(model(xb), yb)
-            value = loss.item()
-            if not math.isfinite(value):
-                result.status = DIVERGED
-                result.reason = f"diverged: loss={value} at epoch {epoch}, update {t}"
+    try:
+        for epoch in range(epochs):
+            started, epoch_first = time.perf_counter(), t
+            for g in groups:
+                trains = not g["frozen"] and epoch >= g["start_epoch"]
+                for p in g["params"]:
+                    p.requires_grad_(trains)
+            curves: dict[str, list[float]] = {n: [] for n in names}
+            window = _LossWindow(min(sync_every, max(spe, 1)), device)
+            bad = None
+            for batch in batches:
+                debug.arm()
+                for g, peak, start, frozen in targets:
+                    g["lr"] = 0.0 if frozen else peak * schedule.factor(t, start)
+                for n in names:
+                    curves[n].append(groups[first_of[n]]["lr"])
+                loss = batch_loss(model, batch, task, autocast)
+                full = window.add(loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), float(clip))
+                optimizer.step()
+                t += 1
+                if full:
+                    debug.disarm()
+                    bad = window.flush()
+                    if bad is not None:
+                        break
+            debug.disarm()
+            if bad is None:
+                bad = window.flush()
+            if bad is not None:
+                index = window.first + bad[0]  # within the epoch
+                result.status, result.diverged_update = DIVERGED, epoch_first + index
+                result.reason = (f"diverged at epoch {epoch + 1}/{epochs}, update {index + 1}/{spe}: "
+                                 f"loss={bad[1]}")
+                t = epoch_first + index
+                curves = {n: v[:index + 1] for n, v in curves.items()}
+            result.updates = t
+            if writer is not None and curves[names[0]]:
+                writer.lr_curves(epoch_first, curves)
+            if result.status == DIVERGED:
+                log.warning("%s; stopping this run (its logs are kept)", result.reason)
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(model.parameters(), float(clip))
-            optimizer.step()
-            loss_sum += value
-            n_batches += 1
-            t += 1
-        result.updates = t
-        if writer is not None and n_batches:
-            writer.lr_curves(t - len(curves[names[0]]) + (result.status == DIVERGED), curves)
-        if result.status == DIVERGED:
-            log.warning("epoch %d: %s; stopping this run (its logs are kept)", epoch, result.reason)
-            break
-        val_loss, val_acc = evaluate(model, x_val, y_val, autocast)
-        metrics = {"train/loss": loss_sum / max(n_batches, 1), "val/loss": val_loss, "val/acc": val_acc}
-        schedule.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
-        result.history.append(metrics)
-        result.epochs = epoch + 1
-        if writer is not None:
-            writer.scalars(metrics, epoch)
-        lrs = " ".join(f"{n}={pgs[first_pg[n]]['lr']:.3g}" for n in names)
-        log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  val/acc %.4f  lr %s  (%.0f ms)",
-                 epoch + 1, cfg["epochs"], metrics["train/loss"], val_loss, val_acc, lrs,
-                 1000 * (time.perf_counter() - started))
-        if not math.isfinite(val_loss):
-            result.status, result.reason = DIVERGED, f"diverged: val/loss={val_loss} at epoch {epoch}"
-            log.warning("epoch %d: %s; stopping this run (its logs are kept)", epoch, result.reason)
-            break
-        trial.report(metrics[objective], epoch)
-        if trial.should_prune():
-            result.status = PRUNED
-            result.reason = f"pruned at epoch {epoch} ({objective}={metrics[objective]:.4g})"
-            log.info("trial %s %s", trial.number, result.reason)
-            break
+            metrics = {"train/loss": window.total / max(window.updates, 1), **evaluate(model, val, task, autocast)}
+            schedule.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
+            result.history.append(metrics)
+            result.epochs = epoch + 1
+            if writer is not None:
+                writer.scalars({**metrics, "epoch": epoch + 1}, t)
+            lrs = " ".join(f"{n}={groups[first_of[n]]['lr']:.3g}" for n in names)
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            log.info("epoch %d/%d  %s  lr %s  (%.0f ms)", epoch + 1, epochs, shown, lrs,
+                     1000 * (time.perf_counter() - started))
+            if not math.isfinite(metrics["val/loss"]):
+                result.status = DIVERGED
+                result.reason = f"diverged at epoch {epoch + 1}/{epochs}: val/loss={metrics['val/loss']}"
+                log.warning("%s; stopping this run (its logs are kept)", result.reason)
+                break
+            value = metrics.get(objective, float("nan"))
+            trial.report(value, epoch + 1)
+            if epoch + 1 < epochs and trial.should_prune():
+                result.status = PRUNED
+                result.reason = f"pruned after epoch {epoch + 1}/{epochs} ({objective}={value:.4g})"
+                log.info("trial %s %s", trial.number, result.reason)
+                break
+    finally:
+        debug.disarm()
     return result

@@ -1,4 +1,5 @@
-"""The shipped models, each a `backbone` and a `head`, and loading a pretrained backbone."""
+"""The shipped models (each a `backbone` and a `head`), building any model from its config, and
+loading pretrained weights (`model.init_from`, `model.init_prefix`)."""
 
 from __future__ import annotations
 
@@ -57,19 +58,51 @@ class CNN(nn.Module):
         return self.head(self.backbone(x.view(-1, 1, self.side, self.side)))
 
 
-def build_model(cfg: Mapping[str, Any], in_features: int, num_classes: int) -> nn.Module:
+MODEL_OWN_KEYS = ("init_from", "init_prefix")  # read by lr-sweep, not passed to the constructor
+
+
+def build_model(cfg: Mapping[str, Any]) -> nn.Module:
+    """`cfg._target_(**the other keys)`: only the keyword arguments the config sets are passed, so
+    any constructor works; the shipped configs pass the data's sizes by interpolation
+    (`in_features: ${data.num_features}`). `init_from` and `init_prefix` are lr-sweep's own."""
     from hydra.utils import instantiate
 
-    kwargs = {k: v for k, v in cfg.items() if k != "init_from"}
-    return instantiate(kwargs, in_features=in_features, num_classes=num_classes, _convert_="all")
+    from sweep.data import check_arguments, import_object
+
+    target = cfg.get("_target_")
+    cls = import_object("model._target_", target)
+    kwargs = {k: v for k, v in cfg.items() if k not in MODEL_OWN_KEYS}
+    check_arguments("model._target_", target, cls, {k: v for k, v in kwargs.items() if not k.startswith("_")})
+    nested = any(isinstance(v, Mapping) and "_target_" in v for v in kwargs.values()) or \
+        any(k.startswith("_") and k != "_target_" for k in kwargs)  # _partial_, _args_: hydra's own
+    # hydra's instantiate only where an argument is itself an object to build (it costs 15 ms a trial)
+    model = instantiate(kwargs, _convert_="all") if nested else cls(**{k: v for k, v in kwargs.items() if k != "_target_"})
+    check(isinstance(model, nn.Module), "model._target_", target,
+          f"a class or function that makes a torch.nn.Module; {getattr(cls, '__name__', cls)} made a "
+          f"{type(model).__name__}")
+    return model
 
 
-def load_backbone(model: nn.Module, path: str) -> dict[str, list[str]]:
-    """Copy the checkpoint's `backbone.*` weights into `model`; the head stays new.
+def parse_prefix(spec: Any) -> dict[str, str]:
+    """`model.init_prefix` as {checkpoint prefix: model prefix}.
 
-    Loads with weights_only=True (no arbitrary unpickling). Returns and logs the missing and
-    unexpected keys; a shape mismatch means another architecture and is an error.
+    `backbone.` loads the checkpoint's `backbone.*` tensors into the model's `backbone.*`;
+    `encoder.:backbone.` loads its `encoder.*` into the model's `backbone.*`; `""` or null loads
+    every tensor under its own name; a mapping gives several pairs.
     """
+    if spec is None or spec == "":
+        return {"": ""}
+    if isinstance(spec, Mapping):
+        pairs = {str(k): "" if v is None else str(v) for k, v in spec.items()}
+    else:
+        check(isinstance(spec, str) and spec.count(":") <= 1, "model.init_prefix", spec,
+              "PREFIX (the same in checkpoint and model), CHECKPOINT_PREFIX:MODEL_PREFIX, or null (every tensor)")
+        src, _, dst = spec.partition(":")
+        pairs = {src: dst if ":" in spec else src}
+    return pairs
+
+
+def _read_state(path: str) -> dict[str, torch.Tensor]:
     check(os.path.isfile(path), "model.init_from", path,
           "the path of an existing checkpoint (python train.py experiment=pretrain writes one)")
     try:
@@ -78,22 +111,46 @@ def load_backbone(model: nn.Module, path: str) -> dict[str, list[str]]:
         first = next((line for line in str(err).splitlines() if "Unpickler" in line), "refused")
         check(False, "model.init_from", path,
               f"a checkpoint of tensors and plain data only; weights_only loading refused it ({first.strip()})")
+    # lr-sweep's checkpoints hold the weights under "model"; a plain state dict is the weights
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
-    check(isinstance(state, dict), "model.init_from", path, "a checkpoint holding a state dict")
-    backbone = {k: v for k, v in state.items() if k.startswith("backbone.")}
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # Lightning's layout
+        state = state["state_dict"]
+    check(isinstance(state, dict) and any(isinstance(v, torch.Tensor) for v in state.values()),
+          "model.init_from", path, "a checkpoint holding a state dict (lr-sweep's own, or a plain one)")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def load_backbone(model: nn.Module, path: str, prefix: Any = "backbone.") -> dict[str, list[str]]:
+    """Copy the checkpoint's tensors under `prefix` (see `parse_prefix`) into `model`; the rest of
+    the model (the head) stays as built.
+
+    Loads with weights_only=True (no arbitrary unpickling). Returns and logs the missing and
+    unexpected keys; a shape mismatch means another architecture and is an error.
+    """
+    pairs = parse_prefix(prefix)
+    state = _read_state(path)
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for src, dst in pairs.items():
+            if key.startswith(src):
+                mapped[dst + key[len(src):]] = value
+                break
     own = model.state_dict()
-    for k, v in backbone.items():
+    for k, v in mapped.items():
         if k in own and own[k].shape != v.shape:
             check(False, "model.init_from", path,
                   f"a checkpoint of this architecture; {k} has shape {tuple(v.shape)}, "
                   f"the model expects {tuple(own[k].shape)}")
-    own_backbone = [k for k in own if k.startswith("backbone.")]
-    check(any(k in own for k in backbone), "model.init_from", path,
-          f"a checkpoint of this architecture; none of its backbone keys match {own_backbone[:3]}")
-    result = model.load_state_dict(backbone, strict=False)
-    report = {"missing": [k for k in result.missing_keys if k.startswith("backbone.")],
+    own_loaded = [k for k in own if any(k.startswith(dst) for dst in pairs.values())]
+    if not any(k in own for k in mapped):
+        check(False, "model.init_from", path,
+              f"a checkpoint of this architecture; with model.init_prefix={prefix!r} none of its keys "
+              f"{list(state)[:3]} match the model's {own_loaded[:3] or list(own)[:3]}")
+    result = model.load_state_dict(mapped, strict=False)
+    report = {"missing": [k for k in result.missing_keys if k in own_loaded],
               "unexpected": list(result.unexpected_keys)}
-    log.info("init_from %s: loaded %d backbone tensors; missing %s; unexpected %s",
-             path, len(backbone) - len(report["unexpected"]), report["missing"] or "none",
-             report["unexpected"] or "none")
+    log.info("init_from %s: loaded %d tensors (%s); missing %s; unexpected %s",
+             path, len(mapped) - len(report["unexpected"]),
+             ", ".join(f"{s or '*'} -> {d or '*'}" for s, d in pairs.items()),
+             report["missing"] or "none", report["unexpected"] or "none")
     return report

@@ -1,4 +1,6 @@
-"""What a sweep leaves in its directory: optimization_results.yaml, trials.csv, plots, a summary."""
+"""What a sweep leaves in its directory: optimization_results.yaml, trials.csv, a summary, and the
+plots (drawn by `sweep.plots` in a background process: matplotlib and the importance evaluator
+cost seconds that a sweep's wall time need not include)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import json
 import logging
 import math
 import os
-import warnings
+import subprocess
+import sys
 from typing import Any, Sequence
 
 import optuna
@@ -15,7 +18,7 @@ from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.storage import masked
-from sweep.trial import FAIL_ATTR, PRUNED_ATTR
+from sweep.trial import OUTCOME_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,28 @@ def format_override(key: str, value: Any) -> str:
     return f"{key}={text}"
 
 
+def job_dir(t: FrozenTrial, sweep_dir: str) -> str:
+    """Where trial `t` ran: `<sweep dir>/<number>`, unless a worker elsewhere recorded its own."""
+    return str(t.user_attrs.get(JOB_DIR_ATTR) or os.path.join(sweep_dir, str(t.number)))
+
+
+def rerun_overrides(fixed: Sequence[str]) -> list[str]:
+    """The sweep's fixed overrides that a single rerun needs: not `search=` (it would start a
+    sweep again) nor the sweep's own `hydra` settings."""
+    def key(line: str) -> str:
+        return line.split("=", 1)[0].lstrip("+~")
+
+    return [o for o in fixed if key(o) != "search" and not key(o).startswith(("hydra.", "hydra/"))]
+
+
 def reason(t: FrozenTrial) -> str:
-    return t.user_attrs.get(FAIL_ATTR) or t.user_attrs.get(PRUNED_ATTR) or ""
+    """Why a trial did not complete (the job's outcome, or the sweeper's reason for failing it)."""
+    outcome = t.user_attrs.get(OUTCOME_ATTR) or {}
+    return str(t.user_attrs.get("fail_reason") or outcome.get("reason") or "")
 
 
-def write_csv(path: str, trials: Sequence[FrozenTrial]) -> None:
+def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = None) -> None:
+    sweep_dir = sweep_dir or os.path.dirname(os.path.abspath(path))
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
@@ -48,20 +68,44 @@ def write_csv(path: str, trials: Sequence[FrozenTrial]) -> None:
             duration = t.duration.total_seconds() if t.duration else ""
             w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
                         json.dumps(t.params, sort_keys=True), duration,
-                        t.user_attrs.get(JOB_DIR_ATTR, ""), reason(t)])
+                        job_dir(t, sweep_dir), reason(t)])
     os.replace(tmp, path)
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
+def ranked(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete trials, best first."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.value is not None and math.isfinite(t.value)]
-    if not done:
-        return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return (max if maximize else min)(done, key=lambda t: t.value)
+    return sorted(done, key=lambda t: (-t.value if maximize else t.value, t.number))
 
 
-def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[str]) -> dict[str, Any]:
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    done = ranked(study)
+    return done[0] if done else None
+
+
+def write_all(sweep_dir: str, study: optuna.Study, storage: str, fixed: Sequence[str], command: str) -> dict[str, Any]:
+    """optimization_results.yaml, trials.csv and the HPARAMS experiment at the sweep root."""
+    written = write_results(os.path.join(sweep_dir, "optimization_results.yaml"), study, storage, fixed, command)
+    write_csv(os.path.join(sweep_dir, "trials.csv"), study.get_trials(deepcopy=False), sweep_dir)
+    write_experiment(sweep_dir, study)
+    return written
+
+
+def write_experiment(sweep_dir: str, study: optuna.Study) -> None:
+    """One HPARAMS experiment config at the sweep root, with the union of the trials' keys."""
+    hparams: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        hparams.update(t.user_attrs.get("hparams", {}))
+    if hparams:  # only jobs that log to TensorBoard store hparams (the import costs a second)
+        from sweep.tensorboard import write_experiment as write
+
+        write(sweep_dir, hparams, ["val/acc", "val/loss", "best/val_acc"])
+
+
+def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[str],
+                  command: str = "python train.py") -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
     best = best_trial(study)
@@ -69,54 +113,43 @@ def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[
         "study_name": study.study_name, "storage": masked(storage),
         "direction": study.direction.name.lower(), "n_trials": counts,
         "best": None if best is None else {
-            "value": best.value, "number": best.number, "job_dir": best.user_attrs.get(JOB_DIR_ATTR),
+            "value": best.value, "number": best.number, "job_dir": job_dir(best, os.path.dirname(os.path.abspath(path))),
             "params": dict(best.params),
-            "overrides": list(fixed) + [format_override(k, v) for k, v in best.params.items()],
+            "overrides": rerun_overrides(fixed) + [format_override(k, v) for k, v in best.params.items()],
         },
     }
+    if best is not None:
+        out["best"]["command"] = " ".join([command] + [_shell_quote(o) for o in out["best"]["overrides"]])
     tmp = f"{path}.tmp"
     OmegaConf.save(OmegaConf.create(out), tmp)
     os.replace(tmp, path)
     return out
 
 
-def write_plots(sweep_dir: str, study: optuna.Study) -> list[str]:
-    """History, parameter importance and objective against base LR x head multiplier (PNG)."""
-    import matplotlib
+def _shell_quote(text: str) -> str:
+    import shlex
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
+    return shlex.quote(text)
 
-    written = []
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    plots = {"history.png": lambda: ovm.plot_optimization_history(study)}
-    if len(complete) >= 2 and len({k for t in complete for k in t.params}) >= 1:
-        # PED-ANOVA: no scikit-learn forest to import and fit (fANOVA, the default, costs ~5 s)
-        plots["importance.png"] = lambda: ovm.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    for name, make in plots.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ax = make()
-            ax.figure.savefig(os.path.join(sweep_dir, name), dpi=100, bbox_inches="tight")
-            plt.close(ax.figure)
-            written.append(name)
-        except (ValueError, RuntimeError, ZeroDivisionError) as err:
-            log.warning("plot %s skipped: %s", name, err)
-    pts = [t for t in complete if "optimizer.lr" in t.params]
-    if pts:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        mult = [t.params.get("groups.head_lr_mult", 1.0) for t in pts]
-        sc = ax.scatter([t.params["optimizer.lr"] for t in pts], mult, c=[t.value for t in pts], cmap="viridis")
-        ax.set(xscale="log", yscale="log", xlabel="optimizer.lr (base LR)", ylabel="groups.head_lr_mult",
-               title="objective by base LR and head multiplier")
-        fig.colorbar(sc, ax=ax, label="objective")
-        fig.savefig(os.path.join(sweep_dir, "lr_vs_head_mult.png"), dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        written.append("lr_vs_head_mult.png")
-    return written
+
+def plots_in_background(sweep_dir: str, storage: str, study_name: str) -> None:
+    """Draw the plots in a detached process (`python -m sweep.plots`), so the sweep ends now."""
+    log_path = os.path.join(sweep_dir, "plots.log")
+    with open(log_path, "w") as log_file:
+        subprocess.Popen([sys.executable, "-m", "sweep.plots", sweep_dir, "--storage", storage,
+                          "--study", study_name], stdout=log_file, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def plots_note(study: optuna.Study, sweep_dir: str, enabled: bool) -> str:
+    """Where the plots go, and which cannot be drawn and why."""
+    from sweep.plots import unavailable
+
+    if not enabled:
+        return f"plots: off (hydra.sweeper.plots=false); draw them with python -m sweep plots {sweep_dir}"
+    lines = [f"plots: being drawn in the background into {sweep_dir} (python -m sweep plots {sweep_dir} redraws them)"]
+    lines += [f"  {name} not drawn: {why}" for name, why in unavailable(study).items()]
+    return "\n".join(lines)
 
 
 def summary_table(study: optuna.Study, top: int = 5) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from sweep.errors import check
+from sweep.plain import is_int, is_list, is_number, plain
 
 EPOCH, UPDATE = "epoch", "update"
 
@@ -96,73 +97,133 @@ def _plateau(u: int, n: int, **_: Any) -> float:
     return 1.0  # the reduction is state, applied by Schedule.scale
 
 
+Spec = Mapping[str, Any]
+
+
+
+
+def _check_gamma(spec: Spec) -> None:
+    g = spec.get("gamma")
+    check(is_number(g) and 0 < g <= 1, "schedule.gamma", g, "a number in (0, 1]")
+
+
+def _check_floor(spec: Spec) -> None:
+    v = spec.get("floor", 0.0)
+    check(is_number(v) and 0 <= v <= 1, "schedule.floor", v, "a fraction in [0, 1]")
+
+
+def _check_none(spec: Spec) -> None:
+    """A shape without parameters."""
+
+
+def _check_step(spec: Spec) -> None:
+    s = spec.get("step_size")
+    check(is_int(s) and s >= 1, "schedule.step_size", s,
+          "an integer >= 1 (epochs)")
+    _check_gamma(spec)
+
+
+def _check_multistep(spec: Spec) -> None:
+    m = spec.get("milestones")
+    ok = is_list(m) and len(m) > 0 and all(is_int(x) and x >= 0 for x in m)
+    check(ok and list(m) == sorted(set(m)), "schedule.milestones", m,
+          "a non-empty, strictly increasing list of epochs >= 0, e.g. [10, 15]")
+    _check_gamma(spec)
+
+
+def _check_piecewise(spec: Spec) -> None:
+    p = spec.get("pieces")
+    ok = is_list(p) and len(p) > 0 and all(
+        is_list(x) and len(x) == 2 and is_int(x[0]) and x[0] >= 1
+        and is_number(x[1]) and x[1] > 0 for x in p)
+    check(ok, "schedule.pieces", p, "a non-empty list of [n_epochs >= 1, lr > 0] pairs, e.g. [[5, 0.1], [10, 0.01]]")
+
+
+def _check_poly(spec: Spec) -> None:
+    v = spec.get("power")
+    check(is_number(v) and v > 0, "schedule.power", v, "a number > 0")
+    _check_floor(spec)
+
+
+def _check_onecycle(spec: Spec) -> None:
+    v = spec.get("pct_start")
+    check(is_number(v) and 0 < v < 1, "schedule.pct_start", v, "a fraction in (0, 1)")
+    for key in ("div_factor", "final_div_factor"):
+        v = spec.get(key)
+        check(is_number(v) and v > 0, f"schedule.{key}", v, "a number > 0")
+    check(spec.get("anneal") in ("cos", "linear"), "schedule.anneal", spec.get("anneal"), "cos or linear")
+    check(isinstance(spec.get("three_phase"), bool), "schedule.three_phase", spec.get("three_phase"),
+          "true or false")
+
+
+def _check_plateau(spec: Spec) -> None:
+    v = spec.get("factor")
+    check(is_number(v) and 0 < v < 1, "schedule.factor", v, "a number in (0, 1)")
+    check(spec.get("mode") in ("min", "max"), "schedule.mode", spec.get("mode"), "min or max")
+    check(spec.get("threshold_mode") in ("rel", "abs"), "schedule.threshold_mode", spec.get("threshold_mode"),
+          "rel or abs")
+    for key in ("patience", "cooldown"):
+        v = spec.get(key)
+        check(is_int(v) and v >= 0, f"schedule.{key}", v,
+              "an integer >= 0 (epochs)")
+    v = spec.get("threshold")
+    check(is_number(v) and v >= 0, "schedule.threshold", v, "a number >= 0")
+    check(isinstance(spec.get("monitor"), str), "schedule.monitor", spec.get("monitor"),
+          "the name of a metric the job logs each epoch, e.g. val/loss")
+    _check_floor(spec)
+
+
 @dataclass(frozen=True)
 class Shape:
-    """A registered schedule: its function, its unit and the parameters it reads from the config."""
+    """A registered schedule: its function, its unit, the parameters it reads from the config, and
+    the check of those parameters (a ConfigError naming the key; the one place they are checked)."""
 
     fn: Callable[..., float]
     unit: str
     params: tuple[str, ...] = ()
+    check: Callable[[Spec], None] = _check_none
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # torch's, for keys a plain dict leaves out
 
 
 SHAPES: dict[str, Shape] = {
     "constant": Shape(_constant, EPOCH),
-    "step": Shape(_step, EPOCH, ("step_size", "gamma")),
-    "multistep": Shape(_multistep, EPOCH, ("milestones", "gamma")),
-    "exponential": Shape(_exponential, EPOCH, ("gamma",)),
-    "piecewise": Shape(_piecewise, EPOCH, ("pieces",)),
-    "plateau": Shape(_plateau, EPOCH),
-    "cosine": Shape(_cosine, UPDATE, ("floor",)),
-    "linear": Shape(_linear, UPDATE, ("floor",)),
-    "poly": Shape(_poly, UPDATE, ("power", "floor")),
+    "step": Shape(_step, EPOCH, ("step_size", "gamma"), _check_step, {"gamma": 0.1}),
+    "multistep": Shape(_multistep, EPOCH, ("milestones", "gamma"), _check_multistep, {"gamma": 0.1}),
+    "exponential": Shape(_exponential, EPOCH, ("gamma",), _check_gamma),
+    "piecewise": Shape(_piecewise, EPOCH, ("pieces",), _check_piecewise),
+    "plateau": Shape(_plateau, EPOCH, (), _check_plateau, {
+        "monitor": "val/loss", "mode": "min", "factor": 0.1, "patience": 10, "threshold": 1e-4,
+        "threshold_mode": "rel", "cooldown": 0, "floor": 0.0}),
+    "cosine": Shape(_cosine, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
+    "linear": Shape(_linear, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
+    "poly": Shape(_poly, UPDATE, ("power", "floor"), _check_poly, {"power": 1.0, "floor": 0.0}),
     "onecycle": Shape(
-        _onecycle, UPDATE, ("pct_start", "div_factor", "final_div_factor", "anneal", "three_phase")
+        _onecycle, UPDATE, ("pct_start", "div_factor", "final_div_factor", "anneal", "three_phase"), _check_onecycle,
+        {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "anneal": "cos", "three_phase": False},
     ),
 }
 
-PLATEAU_KEYS = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "floor")
+def with_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain copy of `spec` (a dict or DictConfig) with its shape's defaults for missing keys."""
+    spec = plain(spec)
+    name = spec.get("name")
+    check(isinstance(name, str) and name in SHAPES, "schedule", name, f"one of {', '.join(SHAPES)}")
+    return {**SHAPES[name].defaults, **spec}
 
 
 def validate(spec: Mapping[str, Any], base_lr: float, epochs: int) -> None:
-    """Check a schedule config before training; raise ConfigError naming the key."""
-    name = spec.get("name")
-    check(name in SHAPES, "schedule", name, f"one of {', '.join(SHAPES)}")
-    g = spec.get("gamma")
-    if "gamma" in SHAPES[name].params:
-        check(isinstance(g, (int, float)) and 0 < g <= 1, "schedule.gamma", g, "a number in (0, 1]")
-    if name == "step":
-        s = spec.get("step_size")
-        check(isinstance(s, int) and s >= 1, "schedule.step_size", s, "an integer >= 1 (epochs)")
-    if name == "multistep":
-        m = list(spec.get("milestones") or [])
-        ok = bool(m) and all(isinstance(x, int) and x >= 0 for x in m) and m == sorted(set(m))
-        check(ok, "schedule.milestones", m, "a non-empty, strictly increasing list of epochs >= 0")
-    if name == "piecewise":
-        p = [list(x) for x in (spec.get("pieces") or [])]
-        ok = bool(p) and all(
-            len(x) == 2 and isinstance(x[0], int) and x[0] >= 1 and x[1] > 0 for x in p
-        )
-        check(ok, "schedule.pieces", p, "a non-empty list of [n_epochs >= 1, lr > 0] pairs")
-    for key in ("floor", "warmup_start"):
-        v = spec.get(key, 0.0)
-        check(isinstance(v, (int, float)) and 0 <= v <= 1, f"schedule.{key}", v, "a fraction in [0, 1]")
-    if name == "poly":
-        check(spec.get("power", 0) > 0, "schedule.power", spec.get("power"), "a number > 0")
-    if name == "onecycle":
-        v = spec.get("pct_start")
-        check(0 < v < 1, "schedule.pct_start", v, "a fraction in (0, 1)")
-        for key in ("div_factor", "final_div_factor"):
-            check(spec.get(key, 0) > 0, f"schedule.{key}", spec.get(key), "a number > 0")
-        check(spec.get("anneal") in ("cos", "linear"), "schedule.anneal", spec.get("anneal"), "cos or linear")
-    if name == "plateau":
-        check(0 < spec.get("factor", 0) < 1, "schedule.factor", spec.get("factor"), "a number in (0, 1)")
-        check(spec.get("mode") in ("min", "max"), "schedule.mode", spec.get("mode"), "min or max")
-        check(spec.get("threshold_mode") in ("rel", "abs"), "schedule.threshold_mode",
-              spec.get("threshold_mode"), "rel or abs")
+    """Check a schedule config before training; raise ConfigError naming the key.
+
+    The shape checks its own parameters (`Shape.check`); warmup and the base LR are checked here,
+    as they apply to every shape."""
+    spec = with_defaults(spec)
+    SHAPES[spec["name"]].check(spec)
+    v = spec.get("warmup_start", 0.0)
+    check(is_number(v) and 0 <= v <= 1, "schedule.warmup_start", v, "a fraction in [0, 1]")
     w = spec.get("warmup_epochs", 0)
-    check(isinstance(w, (int, float)) and 0 <= w < epochs, "schedule.warmup_epochs", w,
+    check(is_number(w) and 0 <= w < epochs, "schedule.warmup_epochs", w,
           f"a number of epochs >= 0 and < trainer.epochs ({epochs})")
-    check(base_lr > 0, "optimizer.lr", base_lr, "a number > 0")
+    check(is_number(base_lr) and base_lr > 0, "optimizer.lr", base_lr, "a number > 0")
 
 
 @dataclass
@@ -186,6 +247,7 @@ class Schedule:
     plateau: PlateauState = field(default_factory=PlateauState)
 
     def __post_init__(self) -> None:
+        self.spec = with_defaults(self.spec)
         validate(self.spec, self.base_lr, self.epochs)
         self.shape = SHAPES[self.spec["name"]]
         self.kwargs = {k: self.spec[k] for k in self.shape.params}

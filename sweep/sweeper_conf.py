@@ -9,9 +9,12 @@ class SweeperConf:
     """`hydra.sweeper.*` settings (the search/ configs set them; each can be overridden)."""
 
     _target_: str = "hydra_plugins.lr_sweep.lr_sweep_sweeper.LRSweeper"
-    n_trials: int = 20  # finished (COMPLETE or PRUNED) trials the study should hold in total
-    n_jobs: int = 1  # trials launched together per batch (a parallel launcher runs them at once)
-    trials_per_job: int = 1  # trials trained together as one vectorised model (only 1 so far)
+    n_trials: int = 20  # finished (COMPLETE or PRUNED) trials in the study, in total
+    n_jobs: int = 1  # jobs launched together per batch (a parallel Hydra launcher runs them at once)
+    trials_per_job: int = 1  # trials trained together as one stacked model in one job
+    workers: Any = 1  # worker processes on this study: an integer, or auto (one per visible GPU, 1 on CPU)
+    worker_index: int = 0  # set for the processes `workers` starts (offsets the sampler's seed)
+    keep_checkpoints: Optional[int] = None  # only the best K trials keep checkpoint.pt (0: none); null: all
     direction: str = "maximize"  # maximize | minimize
     study_name: Optional[str] = None  # default: the sweep dir's name
     storage: Optional[str] = None  # journal file path or database URL; default <sweep dir>/study.journal
@@ -23,9 +26,11 @@ class SweeperConf:
     n_warmup_steps: int = 2  # median/percentile: epochs a trial always trains before it can be pruned
     pruner_options: dict[str, Any] = field(default_factory=dict)  # other pruner arguments
     params: dict[str, str] = field(default_factory=dict)  # key -> interval(...)/choice(...)/...
+    lr_bounds: Optional[str] = None  # lr_find: search optimizer.lr in the interval of an LR range test
     config_check: Optional[str] = None  # module.function(job config) raising on bad settings, before any trial
     space_hook: Optional[str] = None  # module.function(trial, cfg) -> overrides (conditional spaces)
     enqueue_current: bool = False  # first trial = the config's current values of the searched keys
     max_consecutive_failures: int = 5
     heartbeat_s: float = 10.0  # how often a worker marks its running trials alive
     stale_after_s: float = 120.0  # a running trial of another host with no heartbeat for this long is dead
+    plots: bool = True  # draw history/importance/LR plots after the sweep, in a background process

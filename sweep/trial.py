@@ -1,73 +1,174 @@
-"""The running trial as the training loop sees it: report a value, ask whether to stop, say why.
+"""The running trial as a training loop sees it: report a value, ask whether to stop, finish once.
 
-The sweeper hands a job its trial through the config (`trial.storage`, `trial.study_name`,
-`trial.number`), so the handle works whether the job runs in the sweeper's process or in another
-one: in-process it reuses the sweeper's open study (no storage reload per trial); elsewhere it
-opens the same storage. A plain run (no sweeper) gets a handle that reports nowhere.
+One path between sweeper and job. The sweeper asks Optuna for a trial and hands the job a handle
+to it; the job reports each epoch's objective, asks `should_prune()`, and ends with one
+`finish(Outcome)`; the sweeper reads that outcome and tells the study. Two ways to hand over:
+
+- In the sweeper's own process, the handle is passed through `handed_over(...)` around the job's
+  call, and the job's `current_trial(cfg)` returns that same object (the very `optuna.Trial` the
+  sweeper asked for: no second object, no reloading the storage).
+- In another process (a launcher that spawns jobs, a worker on another machine), the job's config
+  carries `trial.storage`, `trial.study_name` and `trial.number`; `current_trial(cfg)` opens the
+  storage and the outcome travels back as the trial's `outcome` user attribute.
+
+Outside a sweep `current_trial` returns a `NoTrial`: it reports nowhere and never prunes, so a
+user's loop runs unchanged with and without the sweeper.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import contextlib
+import contextvars
+import enum
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator, Mapping, Sequence
 
-# Studies the sweeper opened in this process, by (storage, study name), so in-process jobs reuse them.
-OPEN_STUDIES: dict[tuple[str, str], tuple[Any, Any]] = {}
+OUTCOME_ATTR = "outcome"
 
-PRUNED_ATTR, FAIL_ATTR = "pruned_reason", "fail_reason"
+
+class Status(str, enum.Enum):
+    """How a run ended. FAILED covers a diverged run; the reason says which failure it was."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a job reports once, at its end: the status, the objective (None unless COMPLETE),
+    why it stopped (empty when it completed), and how many epochs it trained."""
+
+    status: Status
+    value: float | None = None
+    reason: str = ""
+    epochs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "Outcome":
+        return Outcome(Status(d["status"]), d.get("value"), str(d.get("reason", "")), int(d.get("epochs", 0)))
+
+
+def complete(value: float, epochs: int) -> Outcome:
+    """A finished run; a non-finite objective is a failure, not a result."""
+    if value is None or not math.isfinite(float(value)):
+        return Outcome(Status.FAILED, None, f"non-finite objective: {value!r}", epochs)
+    return Outcome(Status.COMPLETE, float(value), "", epochs)
 
 
 class NoTrial:
-    """A run outside a sweep: reports nowhere, never prunes."""
+    """A run outside a sweep: reports nowhere, never prunes, keeps its outcome for the caller."""
 
-    number = None
+    number: int | None = None
+    params: Mapping[str, Any] = {}
+    job_dir: str | None = None  # None: the job's own Hydra output dir
+    config: Any = None
 
-    def report(self, value: float, epoch: int) -> None:
-        pass
+    def __init__(self) -> None:
+        self.outcome: Outcome | None = None
+
+    def report(self, value: float, step: int) -> None:
+        """Record the objective after `step` (an epoch) for the pruner."""
 
     def should_prune(self) -> bool:
         return False
 
-    def set_attr(self, key: str, value: object) -> None:
-        pass
-
-    def pruned(self, reason: str) -> Exception:
-        return RuntimeError(reason)
+    def finish(self, outcome: Outcome) -> None:
+        """Record how the run ended; call once, at the end."""
+        self.outcome = outcome
 
 
 class StudyTrial(NoTrial):
-    """A trial of an Optuna study, found by number in the shared storage."""
+    """A trial of an Optuna study; `remote` when the sweeper that asked for it is in another process.
 
-    def __init__(self, study: Any, storage: Any, number: int) -> None:
+    In the sweeper's process the handle also carries the trial's own job `config` (without the
+    `hydra` node) and `job_dir`, which a job that trains several trials together needs.
+    """
+
+    def __init__(self, trial: Any, remote: bool = False, config: Any = None, job_dir: str | None = None) -> None:
         import optuna
 
-        self._optuna = optuna
-        self.number = number
-        study_id = storage.get_study_id_from_name(study.study_name)
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
-        self.trial = optuna.trial.Trial(study, trial_id)
+        super().__init__()
+        self.trial, self.remote, self.config, self.job_dir = trial, remote, config, job_dir
+        self.number = trial.number
+        # Values are reported for the pruner; without one they would be a storage write per epoch
+        # for nothing (the curves are in TensorBoard).
+        self.prunes = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
 
-    def report(self, value: float, epoch: int) -> None:
-        self.trial.report(value, epoch)
+    @property
+    def params(self) -> Mapping[str, Any]:  # type: ignore[override]
+        return self.trial.params
+
+    def report(self, value: float, step: int) -> None:
+        if self.prunes and math.isfinite(value):
+            self.trial.report(float(value), int(step))
 
     def should_prune(self) -> bool:
-        return self.trial.should_prune()
+        return self.prunes and self.trial.should_prune()
 
-    def set_attr(self, key: str, value: object) -> None:
-        self.trial.set_user_attr(key, value)
-
-    def pruned(self, reason: str) -> Exception:
-        self.set_attr(PRUNED_ATTR, reason)
-        return self._optuna.TrialPruned(reason)
+    def finish(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        if self.remote:  # the sweeper reads it back from the storage
+            self.trial.set_user_attr(OUTCOME_ATTR, outcome.to_dict())
 
 
-def from_config(cfg: Mapping[str, Any] | None) -> NoTrial:
-    """The handle for `cfg.trial`: StudyTrial when a sweeper filled it in, else NoTrial."""
-    if not cfg or cfg.get("storage") is None:
-        return NoTrial()
-    key = (cfg["storage"], cfg["study_name"])
-    if key not in OPEN_STUDIES:
-        from sweep.storage import load_study
+_HANDED_OVER: contextvars.ContextVar[tuple[NoTrial, ...] | None] = contextvars.ContextVar(
+    "lr_sweep_handed_over", default=None)
 
-        OPEN_STUDIES[key] = load_study(cfg["storage"], cfg["study_name"])
-    study, storage = OPEN_STUDIES[key]
-    return StudyTrial(study, storage, int(cfg["number"]))
+
+@contextlib.contextmanager
+def handed_over(handles: Sequence[NoTrial]) -> Iterator[None]:
+    """Make `handles` the trials of the job called inside this block (the sweeper's side)."""
+    token = _HANDED_OVER.set(tuple(handles))
+    try:
+        yield
+    finally:
+        _HANDED_OVER.reset(token)
+
+
+def _trial_node(cfg: Any) -> Mapping[str, Any] | None:
+    if cfg is None:
+        return None
+    node = cfg.get("trial") if hasattr(cfg, "get") else None
+    return node if node and node.get("storage") is not None else None
+
+
+def current_trials(cfg: Any = None) -> list[NoTrial]:
+    """The trials this job trains: those handed over in this process, else those its config
+    names (`trial.number`, or `trial.numbers` for several trained together), else one NoTrial."""
+    handed = _HANDED_OVER.get()
+    if handed is not None:
+        return list(handed)
+    node = _trial_node(cfg)
+    if node is None:
+        return [NoTrial()]
+    numbers = node.get("numbers") or [node["number"]]
+    return [StudyTrial(t, remote=True) for t in _remote_trials(node["storage"], node["study_name"], numbers)]
+
+
+def current_trial(cfg: Any = None) -> NoTrial:
+    """The one trial this job trains (see `current_trials`); a NoTrial outside a sweep."""
+    trials = current_trials(cfg)
+    if len(trials) != 1:
+        raise RuntimeError(f"this job trains {len(trials)} trials together; use sweep.trial.current_trials")
+    return trials[0]
+
+
+def _remote_trials(storage_spec: str, study_name: str, numbers: Sequence[int]) -> list[Any]:
+    """The Optuna trials a sweeper in another process asked for, with the study's pruner."""
+    import optuna
+
+    from sweep.search import build_pruner
+    from sweep.storage import open_storage
+
+    storage = open_storage(storage_spec)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    pruner = build_pruner(dict(study.user_attrs.get("pruner", {"name": "none"})))
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
+    study_id = storage.get_study_id_from_name(study_name)
+    return [optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(n)))
+            for n in numbers]

@@ -217,10 +217,229 @@ def test_frozen_rule() -> None:
 def test_group_table_names_every_group() -> None:
     groups = build_groups(model(), groups_cfg("layer_decay"))
     table = group_table(groups, 0.05, 1e-4, decay_norm_bias=False)
-    for g in groups:
-        assert g.name in table
-    assert len(table.splitlines()) == len(groups) + 1  # a header and one row per group
+    rows = table.splitlines()[1:len(groups) + 1]  # a header, one row per group, then the notes
+    assert [r.split()[0] for r in rows] == [g.name for g in groups]
+    assert "head: head (the child called head)" in table.splitlines()
     groups = build_groups(model(), groups_cfg("backbone_head", head_lr_mult=10.0))
     table = group_table(groups, 0.05, 1e-4, decay_norm_bias=False)
     assert "backbone" in table and "head" in table
     assert "0.5" in table.splitlines()[2]  # the head's peak LR, 0.05 x 10
+
+
+# --------------------------------------------------------------------------- the head of any model
+
+class FeaturesClassifier(nn.Module):
+    """Parts named as torchvision's VGG/AlexNet: `features`, a parameter-free pool, `classifier`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
+        self.pool = nn.Identity()
+        self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Linear(16, 3))
+
+
+class WithGetClassifier(nn.Module):
+    """timm's protocol: the classifier is not the last child, `get_classifier()` says which it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(8, 16)
+        self.fc_out = nn.Linear(16, 3)
+        self.aux = nn.Linear(16, 16)  # registered last, but not the classifier
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc_out
+
+
+class ResNetLike(nn.Module):
+    """torchvision's ResNet layout: stem conv1/bn1, stages layer1..layer3 of numbered blocks, `fc`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.layer1 = nn.Sequential(nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3))
+        self.layer2 = nn.Sequential(nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3))
+        self.layer3 = nn.Sequential(nn.Conv2d(4, 4, 3))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+
+def names_of(group) -> set[str]:
+    return {n for n, _ in group.params}
+
+
+@pytest.mark.parametrize("make, head, how", [
+    (FeaturesClassifier, "classifier", "last child with parameters"),
+    (WithGetClassifier, "fc_out", "get_classifier()"),
+    (ResNetLike, "fc", "last child with parameters"),
+    (lambda: MLP(in_features=8, num_classes=3), "head", "the child called head"),
+])
+def test_backbone_head_finds_the_head(make, head: str, how: str) -> None:
+    m = make()
+    groups = by_name(build_groups(m, groups_cfg("backbone_head", head_lr_mult=4.0)))
+    assert names_of(groups["head"]) == {f"{head}.{n}" for n, _ in m.get_submodule(head).named_parameters()}
+    assert names_of(groups["backbone"]) == {n for n, _ in m.named_parameters()} - names_of(groups["head"])
+    assert groups["head"].mult == 4.0 and groups["backbone"].mult == 1.0
+    table = group_table(list(groups.values()), 0.1, 0.0)
+    assert f"head: {head} ({how})" in table.splitlines()
+
+
+def test_get_classifier_without_parameters_falls_back_to_the_last_child() -> None:
+    m = WithGetClassifier()
+    m.get_classifier = lambda: nn.Identity()  # timm's model with num_classes=0
+    groups = by_name(build_groups(m, groups_cfg("backbone_head")))
+    assert names_of(groups["head"]) == {"aux.weight", "aux.bias"}
+
+
+@pytest.mark.parametrize("path", ["classifier.1", "features.2"])
+def test_head_path_names_the_head(path: str) -> None:
+    m = FeaturesClassifier()
+    groups = by_name(build_groups(m, groups_cfg("backbone_head", head=path)))
+    assert names_of(groups["head"]) == {f"{path}.weight", f"{path}.bias"}
+    assert f"{path}.weight" not in names_of(groups["backbone"])
+    assert "head: " + path + " (groups.head)" in group_table(list(groups.values()), 0.1, 0.0)
+
+
+@pytest.mark.parametrize("path", ["classifer", "classifier.7", "pool"])
+def test_head_path_that_names_no_module_with_parameters(path: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_groups(FeaturesClassifier(), groups_cfg("backbone_head", head=path))
+    assert info.value.key == "groups.head" and info.value.value == path
+    assert "features, classifier" in str(info.value)  # what the model does have
+    assert "\n" not in str(info.value)
+
+
+def test_a_head_that_holds_every_parameter_is_refused() -> None:
+    m = nn.Sequential(nn.Linear(4, 2))
+    with pytest.raises(ConfigError) as info:
+        build_groups(m, groups_cfg("backbone_head"))
+    assert info.value.key == "groups.head"
+
+
+def test_user_rules_still_override_the_discovered_head() -> None:
+    cfg = groups_cfg("backbone_head")
+    cfg["rules"] = [{"name": "head", "pattern": "classifier.*", "mult": 3.0}, {"name": "backbone", "pattern": "*"}]
+    groups = by_name(build_groups(FeaturesClassifier(), cfg))
+    assert names_of(groups["head"]) == {"classifier.1.weight", "classifier.1.bias"}
+    assert groups["head"].mult == 3.0
+
+
+def test_groups_config_may_be_a_dictconfig() -> None:
+    root = OmegaConf.create({"groups": OmegaConf.load(CONF / "groups" / "backbone_head.yaml"), "x": 7.0})
+    root.groups.head_lr_mult = "${x}"  # interpolations resolve against the whole config
+    groups = by_name(build_groups(FeaturesClassifier(), root.groups))
+    assert groups["head"].mult == 7.0
+
+
+# --------------------------------------------------------------------------- layer_decay depth
+
+def mults(groups) -> dict[str, float]:
+    return {g.name: g.mult for g in groups}
+
+
+def test_layer_decay_resnet_like_stem_then_stages_then_head() -> None:
+    groups = build_groups(ResNetLike(), groups_cfg("layer_decay", decay=0.5, head_lr_mult=1.0))
+    assert mults(groups) == {"stem": 0.5 ** 4, "layer1": 0.5 ** 3, "layer2": 0.5 ** 2, "layer3": 0.5, "head": 1.0}
+    g = by_name(groups)
+    assert names_of(g["stem"]) == {"conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias"}
+    assert names_of(g["head"]) == {"fc.weight", "fc.bias"}
+
+
+class TimmLike(nn.Module):
+    """A ViT-shaped model with timm's `group_matcher` and `get_classifier` (timm is not needed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 8))
+        self.patch_embed = nn.Linear(4, 8)
+        self.blocks = nn.Sequential(*[nn.Linear(8, 8) for _ in range(3)])
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 2)
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return {"stem": r"^cls_token|patch_embed", "blocks": [(r"^blocks\.(\d+)", None), (r"^norm", (99999,))]}
+
+
+def test_layer_decay_uses_timms_group_matcher() -> None:
+    groups = build_groups(TimmLike(), groups_cfg("layer_decay", decay=0.5))
+    # timm's convention: the final norm joins the last block (suffix 99999)
+    names = [g.name for g in groups]
+    assert names == ["stem", "blocks.0", "blocks.1", "blocks.2", "head"]
+    assert [g.mult for g in groups] == pytest.approx([0.5 ** 4, 0.5 ** 3, 0.5 ** 2, 0.5, 1.0])
+    g = by_name(groups)
+    assert names_of(g["stem"]) == {"cls_token", "patch_embed.weight", "patch_embed.bias"}
+    assert names_of(g["blocks.2"]) == {"blocks.2.weight", "blocks.2.bias", "norm.weight", "norm.bias"}
+    assert "group_matcher" in g["stem"].note
+
+
+def test_layer_decay_explicit_layers() -> None:
+    cfg = groups_cfg("layer_decay", decay=0.5, layers=["features.0", "features.2"])
+    groups = build_groups(FeaturesClassifier(), cfg)
+    assert [g.name for g in groups] == ["features.0", "features.2", "head"]
+    assert [g.mult for g in groups] == pytest.approx([0.25, 0.5, 1.0])
+    with pytest.raises(ConfigError) as info:
+        build_groups(FeaturesClassifier(), groups_cfg("layer_decay", layers=["features.0"]))
+    assert "features.2.weight" in str(info.value)
+
+
+def tiny_bert(layers: int = 3):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16, num_labels=3)
+    torch.manual_seed(0)
+    return transformers.BertForSequenceClassification(config)  # built from its config: no download
+
+
+def test_layer_decay_finds_the_depth_of_a_transformers_bert() -> None:
+    m = tiny_bert(layers=3)
+    groups = build_groups(m, groups_cfg("layer_decay", decay=0.5, head_lr_mult=1.0))
+    assert [g.name for g in groups] == ["bert.embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1",
+                                        "bert.encoder.layer.2", "bert.pooler.dense", "head"]
+    assert [g.mult for g in groups] == pytest.approx([0.5 ** 5, 0.5 ** 4, 0.5 ** 3, 0.5 ** 2, 0.5, 1.0])
+    g = by_name(groups)
+    assert names_of(g["head"]) == {"classifier.weight", "classifier.bias"}
+    assert all(n.startswith("bert.encoder.layer.1.") for n in names_of(g["bert.encoder.layer.1"]))
+    assigned = [id(p) for grp in groups for _, p in grp.params]
+    assert sorted(assigned) == sorted(id(p) for p in m.parameters())  # each parameter exactly once
+    backbone_head = by_name(build_groups(m, groups_cfg("backbone_head")))
+    assert names_of(backbone_head["head"]) == {"classifier.weight", "classifier.bias"}
+
+
+def test_bert_layer_decay_trains_with_the_optimizer() -> None:
+    m = tiny_bert(layers=2)
+    groups = build_groups(m, groups_cfg("layer_decay", decay=0.5))
+    opt = build_optimizer(optimizer_cfg("adamw", lr=1e-3), groups)
+    lrs = {pg["name"]: pg["lr"] for pg in opt.param_groups}
+    assert lrs["bert.embeddings"] == pytest.approx(1e-3 * 0.5 ** 4) and lrs["head"] == pytest.approx(1e-3)
+    out = m(input_ids=torch.randint(0, 40, (2, 5)), labels=torch.tensor([0, 2]))
+    out.loss.backward()
+    before = m.classifier.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(before, m.classifier.weight)
+
+
+def test_decay_norm_bias_comes_from_the_groups_config() -> None:
+    for flag in (False, True):
+        groups = build_groups(model(norm=True), groups_cfg("backbone_head", decay_norm_bias=flag))
+        opt = build_optimizer(optimizer_cfg("adamw", weight_decay=0.1), groups)
+        assert any(pg["weight_decay"] == 0.0 for pg in opt.param_groups) == (not flag)
+
+
+# --------------------------------------------------------------------------- optimizer checks
+
+@pytest.mark.parametrize("name, key, value, words", [
+    ("sgd", "momentum", 1.5, "[0, 1)"),
+    ("adam", "betas", [0.9], "two numbers"),
+    ("adamw", "eps", 0, "> 0"),
+    ("sgd", "eps", 1e-8, "momentum, dampening"),  # not a setting of SGD: the allowed ones are listed
+    ("sgd", "lr", "fast", "> 0"),
+])
+def test_optimizer_checks_name_the_key(name: str, key: str, value: Any, words: str) -> None:
+    from sweep.optim import validate
+
+    cfg = optimizer_cfg(name, **{key: value})
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert info.value.key == f"optimizer.{key}"
+    assert words in str(info.value)

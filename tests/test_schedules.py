@@ -401,3 +401,53 @@ def test_non_positive_piecewise_lr(lr: float) -> None:
 @pytest.mark.parametrize("warmup", [EPOCHS, EPOCHS + 0.5, 100])
 def test_warmup_not_shorter_than_the_run(warmup: float) -> None:
     _raises(spec("cosine", warmup_epochs=warmup), "schedule.warmup_epochs", warmup)
+
+
+# --------------------------------------------------------------------------- malformed values
+
+@pytest.mark.parametrize("name, key, value", [
+    ("piecewise", "pieces", [5, 0.1]),            # flat instead of [[5, 0.1]]
+    ("piecewise", "pieces", [[5, 0.1, 3]]),
+    ("piecewise", "pieces", [["5", 0.1]]),
+    ("piecewise", "pieces", "5,0.1"),
+    ("multistep", "milestones", 5),
+    ("multistep", "milestones", [[2, 5]]),
+    ("multistep", "milestones", ["2"]),
+    ("step", "step_size", "10"),
+    ("step", "gamma", "0.1"),
+    ("poly", "power", "2"),
+    ("onecycle", "pct_start", None),
+    ("onecycle", "div_factor", [25]),
+    ("plateau", "patience", 1.5),
+    ("plateau", "factor", "0.1"),
+    ("cosine", "floor", [0.1]),
+])
+def test_malformed_values_are_one_line_config_errors(name: str, key: str, value: Any) -> None:
+    """Wrong shapes and types are ConfigErrors naming the key, never a TypeError from inside a check."""
+    _raises(spec(name, **{key: value}), f"schedule.{key}", value)
+
+
+def test_a_dictconfig_spec_is_checked_the_same() -> None:
+    cfg = OmegaConf.create(spec("multistep", milestones=[3, 2]))
+    with pytest.raises(ConfigError) as info:
+        validate(cfg, BASE_LR, EPOCHS)
+    assert info.value.key == "schedule.milestones"
+    validate(OmegaConf.create(spec("multistep")), BASE_LR, EPOCHS)  # ListConfig milestones pass
+
+
+def test_each_shape_owns_its_checks() -> None:
+    """The registry entry carries the check of its parameters; `validate` only adds warmup and LR."""
+    from sweep.schedules import SHAPES
+
+    with pytest.raises(ConfigError) as info:
+        SHAPES["step"].check({"name": "step", "step_size": 0, "gamma": 0.5})
+    assert info.value.key == "schedule.step_size"
+    SHAPES["step"].check({"name": "step", "step_size": 2, "gamma": 0.5})  # passes
+    SHAPES["cosine"].check({"name": "cosine", "step_size": 0})  # not cosine's parameter: not its business
+
+
+def test_plain_dict_gets_torchs_defaults() -> None:
+    s = Schedule({"name": "cosine"}, BASE_LR, SPE, EPOCHS)
+    assert s.factor(TOTAL) == 0.0  # floor 0 by default
+    s = Schedule({"name": "plateau"}, BASE_LR, SPE, EPOCHS)
+    assert s.spec["patience"] == 10 and s.spec["factor"] == 0.1  # torch's ReduceLROnPlateau defaults

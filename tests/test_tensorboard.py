@@ -1,152 +1,283 @@
-"""LR curve compression (knots) and the run's TensorBoard files (RunWriter)."""
+"""What a run writes to TensorBoard: one x axis, LR curves that survive the default smoothing,
+HPARAMS sessions written at the end with the real status, and runs named by trial number."""
 
 from __future__ import annotations
 
-import math
+import glob
 import os
 
 import numpy as np
 import pytest
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from sweep.tensorboard import RunWriter, knots
+from conftest import REPO
+from sweep.schedules import Schedule
+from sweep.tensorboard import RunWriter, experiment, run_sessions, write_sweep_experiment
 
-
-def interpolate(values, keep):
-    """What TensorBoard draws: straight lines between the kept points."""
-    return np.interp(np.arange(len(values)), keep, [values[i] for i in keep])
-
-
-# --------------------------------------------------------------------------- knots
-
-@pytest.mark.parametrize("n", [3, 5, 50])
-def test_constant_keeps_only_endpoints(n: int) -> None:
-    assert knots([0.05] * n, 1e-3) == [0, n - 1]
+SESSION_START, SESSION_END, EXPERIMENT = ("_hparams_/session_start_info", "_hparams_/session_end_info",
+                                          "_hparams_/experiment")
 
 
-@pytest.mark.parametrize("slope", [0.01, -0.002])
-def test_linear_ramp_keeps_only_endpoints(slope: float) -> None:
-    values = [0.5 + slope * i for i in range(40)]
-    assert knots(values, 1e-6) == [0, 39]
-
-
-def test_short_curves_are_kept_whole() -> None:
-    assert knots([], 1e-3) == []
-    assert knots([0.1], 1e-3) == [0]
-    assert knots([0.1, 0.2], 1e-3) == [0, 1]
-
-
-@pytest.mark.parametrize("jump", [1, 4, 8])
-def test_step_keeps_both_sides_of_the_jump(jump: int) -> None:
-    values = [0.1] * jump + [0.01] * (10 - jump)
-    keep = knots(values, 1e-3)
-    assert keep[0] == 0 and keep[-1] == 9
-    assert jump - 1 in keep and jump in keep
-    assert keep == sorted(set(keep))
-    assert len(keep) <= 4
-    assert list(interpolate(values, keep)) == values  # exact, not just within tolerance
-
-
-def test_two_steps_reproduced_exactly() -> None:
-    values = [1.0] * 7 + [0.1] * 6 + [0.01] * 7
-    keep = knots(values, 1e-3)
-    assert {6, 7, 12, 13} <= set(keep)
-    assert len(keep) <= 6
-    assert list(interpolate(values, keep)) == values
-
-
-def test_warmup_ramp_then_constant() -> None:
-    values = [0.1 * (i + 1) / 5 for i in range(5)] + [0.1] * 10
-    keep = knots(values, 1e-6)
-    assert 4 in keep and len(keep) <= 4
-    np.testing.assert_allclose(interpolate(values, keep), values, rtol=0, atol=1e-12)
-
-
-@pytest.mark.parametrize("tolerance", [1e-2, 1e-3, 1e-4])
-def test_cosine_within_tolerance(tolerance: float) -> None:
-    n = 200
-    values = [0.05 * 0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]
-    keep = knots(values, tolerance)
-    assert keep[0] == 0 and keep[-1] == n - 1
-    err = np.abs(interpolate(values, keep) - np.array(values))
-    assert err.max() <= tolerance * max(values) * (1 + 1e-9)
-    assert len(keep) < n // 2  # it does compress
-
-
-def test_tighter_tolerance_keeps_more_points() -> None:
-    values = [0.5 * (1 + math.cos(math.pi * i / 100)) for i in range(100)]
-    assert len(knots(values, 1e-4)) > len(knots(values, 1e-2))
-
-
-# --------------------------------------------------------------------------- RunWriter
-
-def _load(path: str) -> EventAccumulator:
-    acc = EventAccumulator(path, size_guidance={"scalars": 0, "tensors": 0})
+def load(path) -> EventAccumulator:
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     return acc
 
 
-def test_run_writer_writes_into_its_own_directory(tmp_path) -> None:
-    run = tmp_path / "trial_0"
-    w = RunWriter(str(run), lr_tolerance=1e-3)
-    spe = 10
-    backbone = [0.01] * spe                                    # epoch 0: constant
-    head = [0.1 * (i + 1) / spe for i in range(spe)]           # epoch 0: linear warmup
-    w.lr_curves(0, {"backbone": backbone, "head": head})
-    w.lr_curves(spe, {"backbone": [0.01] * 5 + [0.001] * 5, "head": [0.1] * spe})
-    w.scalars({"train/loss": 1.5, "val/loss": 1.25, "val/acc": 0.5}, 0)
-    w.scalars({"train/loss": 1.0, "val/loss": float("nan"), "val/acc": 0.75}, 1)
-    w.hparams({"optimizer.lr": 0.01, "schedule": "cosine", "head_lr_mult": 10.0, "nesterov": True,
-               "milestones": [2, 5]}, ["val/acc", "best/val_acc"])
+def hparams_content(acc: EventAccumulator) -> dict[str, plugin_data_pb2.HParamsPluginData]:
+    try:
+        content = acc.PluginTagToContent("hparams")
+    except KeyError:  # no hparams summary in this run
+        content = {}
+    return {tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in content.items()}
+
+
+def tb_smooth(values, weight: float = 0.6) -> np.ndarray:
+    """TensorBoard's scalar smoothing: a debiased moving average over the points, by index."""
+    v = np.asarray(values, float)
+    if np.all(v == v[0]):
+        return v
+    out, last = [], 0.0
+    for n, x in enumerate(v, 1):
+        last = last * weight + (1 - weight) * x
+        out.append(last / (1 - weight ** n))
+    return np.array(out)
+
+
+def schedule_spec(name: str, warmup: float) -> dict:
+    spec = yaml.safe_load((REPO / "conf/schedule/_base.yaml").read_text())
+    spec.update({k: v for k, v in yaml.safe_load((REPO / f"conf/schedule/{name}.yaml").read_text()).items()
+                 if k != "defaults"})
+    spec["warmup_epochs"] = warmup
+    return spec
+
+
+SCHEDULES = sorted(os.path.basename(p)[:-5] for p in glob.glob(str(REPO / "conf/schedule/*.yaml"))
+                   if not os.path.basename(p).startswith("_"))
+
+
+def run_schedule(tmp_path, name: str, warmup: float, spe: int, epochs: int):
+    """Write a two-group run of the schedule as the loop does; return (true head curve, written points)."""
+    schedule = Schedule(schedule_spec(name, warmup), 0.1, spe, epochs)
+    writer = RunWriter(str(tmp_path / "run"), total_updates=spe * epochs)
+    true = []
+    for epoch in range(epochs):
+        for i in range(spe):
+            t = epoch * spe + i
+            f = schedule.factor(t)
+            true.append(1.0 * f)
+            writer.lr(t, {"backbone": 0.1 * f, "head": 1.0 * f})
+        writer.scalars({"val/loss": 1.0, "epoch": epoch + 1}, (epoch + 1) * spe)
+        schedule.end_of_epoch(1.0)  # a stalled metric: plateau reduces
+        writer.flush()
+    writer.finish({}, "complete")
+    points = [(e.step, e.value) for e in load(tmp_path / "run").Scalars("lr/head")]
+    return np.array(true), points
+
+
+@pytest.mark.parametrize("warmup", [0, 2])
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_lr_curves_read_right_at_the_default_smoothing(tmp_path, name, warmup):
+    true, points = run_schedule(tmp_path, name, warmup, spe=23, epochs=12)
+    steps = [s for s, _ in points]
+    assert steps == list(range(len(true)))  # every update while the run is short: evenly spaced
+    smooth = tb_smooth([v for _, v in points])
+    peak, lag = true.max(), 8  # updates (a third of an epoch here)
+    low = np.array([true[max(0, i - lag):i + 1].min() for i in range(len(true))])
+    high = np.array([true[max(0, i - lag):i + 1].max() for i in range(len(true))])
+    # the smoothed line stays within the true curve's range over the last `lag` updates
+    assert np.maximum(low - smooth, smooth - high).max() <= 0.01 * peak
+    assert smooth.max() >= 0.95 * peak  # and reaches the peak
+
+
+def test_long_runs_keep_evenly_spaced_points_under_the_limit(tmp_path):
+    true, points = run_schedule(tmp_path, "step", 1, spe=100, epochs=30)
+    steps = np.array([s for s, _ in points])
+    assert len(steps) <= 1001 and len(steps) >= 900
+    assert set(np.diff(steps[:-1])) == {3}  # every 3rd update,
+    assert steps[-1] == len(true) - 1  # and the run's last update
+    smooth = tb_smooth([v for _, v in points])
+    lag = 8 * 3
+    low = np.array([true[max(0, s - lag):s + 1].min() for s in steps])
+    high = np.array([true[max(0, s - lag):s + 1].max() for s in steps])
+    assert np.maximum(low - smooth, smooth - high).max() <= 0.01 * true.max()
+
+
+def test_one_x_axis_and_epoch_as_a_scalar(tmp_path):
+    w = RunWriter(str(tmp_path / "run"), total_updates=20)
+    for t in range(20):
+        w.lr(t, {"all": 0.1})
+        if t % 10 == 9:
+            w.scalars({"train/loss": 1.0, "val/acc": 0.5 + t / 100, "val/loss": float("nan"), "epoch": (t + 1) // 10},
+                      t + 1)
+    w.finish({"optimizer.lr": 0.1}, "complete")
+    acc = load(tmp_path / "run")
+    assert [e.step for e in acc.Scalars("val/acc")] == [10, 20]
+    assert [(e.step, e.value) for e in acc.Scalars("epoch")] == [(10, 1.0), (20, 2.0)]
+    assert [e.step for e in acc.Scalars("lr/all")] == list(range(20))
+    assert "val/loss" not in acc.Tags()["scalars"]  # NaN is not written
+    assert [e.value for e in acc.Scalars("best/val_acc")] == pytest.approx([0.59, 0.69])  # a curve
+
+
+@pytest.mark.parametrize("status, expected", [
+    ("complete", api_pb2.STATUS_SUCCESS), ("pruned", api_pb2.STATUS_UNKNOWN),
+    ("failed", api_pb2.STATUS_FAILURE), ("diverged", api_pb2.STATUS_FAILURE),
+])
+def test_session_is_written_at_the_end_with_the_real_status_and_times(tmp_path, status, expected):
+    w = RunWriter(str(tmp_path / "run"))
+    w.lr(0, {"all": 0.1})
+    w.scalars({"val/acc": 0.5}, 1)
+    w.flush()
+    assert SESSION_START not in hparams_content(load(tmp_path / "run"))  # nothing claimed before the end
+    w.finish({"optimizer.lr": 0.1, "search": None, "schedule.name": "step", "model.hidden": [8, 8]}, status,
+             peaks={"backbone": 0.1, "head": 1.0})
+    content = hparams_content(load(tmp_path / "run"))
+    start, end = content[SESSION_START].session_start_info, content[SESSION_END].session_end_info
+    assert end.status == expected
+    assert 0 < start.start_time_secs <= end.end_time_secs
+    hp = start.hparams
+    assert hp["status"].string_value == status
+    assert hp["optimizer.lr"].number_value == pytest.approx(0.1)
+    assert hp["peak_lr/head"].number_value == pytest.approx(1.0)
+    assert hp["model.hidden"].string_value == "[8, 8]"
+    assert "search" not in hp  # no 'None' column
+
+
+def test_a_single_run_declares_its_own_columns_and_lr_chart(tmp_path):
+    w = RunWriter(str(tmp_path / "run"))
+    w.finish({"optimizer.lr": 0.1, "trainer.epochs": 3}, "complete", searched=["optimizer.lr"])
+    acc = load(tmp_path / "run")
+    exp = hparams_content(acc)[EXPERIMENT].experiment
+    assert [(i.name, i.differs) for i in exp.hparam_infos] == [  # searched first; one run: nothing varies
+        ("optimizer.lr", True), ("status", False), ("trainer.epochs", False)]
+    assert acc.PluginTagToContent("custom_scalars")
+    assert os.listdir(tmp_path / "run") and all(p.startswith("events.out.tfevents")
+                                                for p in os.listdir(tmp_path / "run"))
+
+
+def test_old_method_names_still_work(tmp_path):
+    w = RunWriter(str(tmp_path / "run"), 1e-3)
+    w.lr_curves(0, {"backbone": [0.01] * 5, "head": [0.1] * 5})
+    w.scalars({"val/acc": 0.5}, 0)
+    w.hparams({"optimizer.lr": 0.01}, ["val/acc"])
     w.close()
-
-    # no timestamped sub-folder: one directory, holding the event file(s) only
-    assert [p.name for p in tmp_path.iterdir()] == ["trial_0"]
-    entries = list(run.iterdir())
-    assert entries and all(p.is_file() for p in entries), entries
-    assert all(p.name.startswith("events.out.tfevents") for p in entries)
-    assert not any(os.path.isdir(os.path.join(run, e)) for e in os.listdir(run))
-
-    acc = _load(str(run))
-    tags = set(acc.Tags()["scalars"])
-    assert {"lr/backbone", "lr/head", "train/loss", "val/loss", "val/acc"} <= tags
-
-    bb = [(e.step, e.value) for e in acc.Scalars("lr/backbone")]
-    assert [s for s, _ in bb] == [0, 9, 10, 14, 15, 19]
-    assert [v for _, v in bb] == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.001, 0.001], rel=1e-6)
-    hd = [(e.step, e.value) for e in acc.Scalars("lr/head")]
-    assert [s for s, _ in hd] == [0, 9, 10, 19]
-    assert [v for _, v in hd] == pytest.approx([0.01, 0.1, 0.1, 0.1], rel=1e-6)
-
-    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [(0, 1.5), (1, 1.0)]
-    assert [(e.step, e.value) for e in acc.Scalars("val/acc")] == [(0, 0.5), (1, 0.75)]
-    assert [e.step for e in acc.Scalars("val/loss")] == [0]  # the NaN was not written
-
-    # the HPARAMS tab: the experiment, and this session's hyperparameter values
-    content = acc.PluginTagToContent("hparams")
-    assert set(content) == {"_hparams_/experiment", "_hparams_/session_start_info",
-                            "_hparams_/session_end_info"}
-    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    hp = start.session_start_info.hparams
-    assert hp["optimizer.lr"].number_value == pytest.approx(0.01)
-    assert hp["schedule"].string_value == "cosine"
-    assert hp["head_lr_mult"].number_value == 10.0
-    # torch's summary.hparams tests isinstance(v, (int, float)) before bool, so a bool arrives
-    # as the number 1/0 (a torch quirk, not ours); the value itself survives
-    assert hp["nesterov"].WhichOneof("kind") in ("bool_value", "number_value")
-    assert (hp["nesterov"].bool_value or hp["nesterov"].number_value) == 1
-    assert hp["milestones"].string_value == "[2, 5]"
-    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
-    assert {m.name.tag for m in exp.experiment.metric_infos} == {"val/acc", "best/val_acc"}
+    w.close()  # twice is harmless
+    acc = load(tmp_path / "run")
+    assert [e.step for e in acc.Scalars("lr/head")] == [0, 1, 2, 3, 4]
+    content = hparams_content(acc)
+    assert content[SESSION_END].session_end_info.status == api_pb2.STATUS_UNKNOWN
 
 
-def test_two_writers_in_one_parent_stay_apart(tmp_path) -> None:
-    for i, lr in enumerate([0.1, 0.2]):
-        w = RunWriter(str(tmp_path / f"trial_{i}"))
-        w.lr_curves(0, {"all": [lr] * 4})
-        w.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["trial_0", "trial_1"]
-    for i, lr in enumerate([0.1, 0.2]):
-        acc = _load(str(tmp_path / f"trial_{i}"))
-        assert [e.value for e in acc.Scalars("lr/all")] == pytest.approx([lr, lr], rel=1e-6)
+def sweep_of_three(sweep_dir):
+    for number, (lr, status) in enumerate([(0.1, "complete"), (0.3, "pruned"), (5.0, "diverged")]):
+        w = RunWriter(str(sweep_dir / str(number) / "tensorboard"), sweep_dir=str(sweep_dir), name=str(number))
+        w.lr(0, {"backbone": lr, "head": 10 * lr})
+        w.scalars({"val/acc": 0.5}, 1)
+        w.finish({"optimizer.lr": lr, "groups.head_lr_mult": 10.0, "trainer.epochs": 4}, status,
+                 peaks={"backbone": lr, "head": 10 * lr})
+    return write_sweep_experiment(str(sweep_dir), ["optimizer.lr"])
+
+
+def test_sweep_runs_are_named_by_trial_number_and_share_one_experiment(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    sweep_of_three(sweep_dir)
+    index = sweep_dir / "tensorboard"
+    assert sorted(p for p in os.listdir(index) if not p.startswith("events")) == ["0", "1", "2"]
+    assert os.readlink(index / "1") == os.path.join("..", "1", "tensorboard")  # relative: the dir can move
+    for n in "012":  # the experiment is declared once, at the root, never in a trial's run
+        assert EXPERIMENT not in hparams_content(load(index / n))
+    exp = hparams_content(load(index))[EXPERIMENT].experiment
+    infos = {i.name: i for i in exp.hparam_infos}
+    names = [i.name for i in exp.hparam_infos]
+    assert names[:2] == ["optimizer.lr", "status"]  # searched first
+    assert infos["optimizer.lr"].differs and infos["status"].differs
+    assert not infos["groups.head_lr_mult"].differs and not infos["trainer.epochs"].differs
+    assert {"peak_lr/backbone", "peak_lr/head"} <= set(names)
+    assert infos["optimizer.lr"].domain_interval.max_value == pytest.approx(5.0)
+    assert set(infos["status"].domain_discrete.values[i].string_value for i in range(3)) == {
+        "complete", "pruned", "diverged"}
+    assert {m.name.tag for m in exp.metric_infos} >= {"val/acc", "val/loss"}
+
+
+def test_a_resumed_sweep_replaces_its_experiment(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    first = sweep_of_three(sweep_dir)
+    second = write_sweep_experiment(str(sweep_dir), ["optimizer.lr", "groups.head_lr_mult"])
+    experiments = glob.glob(str(sweep_dir / "tensorboard" / "events.out.tfevents.*"))
+    assert experiments == [second] and first != second
+    exp = hparams_content(load(sweep_dir / "tensorboard"))[EXPERIMENT].experiment
+    assert [i.name for i in exp.hparam_infos][:3] == ["optimizer.lr", "groups.head_lr_mult", "status"]
+
+
+def test_sessions_are_read_back_from_the_runs(tmp_path):
+    sweep_of_three(tmp_path / "sweep")
+    sessions = run_sessions(str(tmp_path / "sweep" / "tensorboard"))
+    assert sorted(s["status"] for s in sessions) == ["complete", "diverged", "pruned"]
+    assert experiment(sessions, ["optimizer.lr"]).hparam_infos[0].differs
+
+
+@pytest.mark.slow
+def test_tensorboard_itself_names_runs_by_number_and_reads_the_status(tmp_path):
+    """The real server (its data server follows the links): run names and the HPARAMS sessions."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    sweep_of_three(tmp_path / "sweep")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tb = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    proc = subprocess.Popen([tb, "--logdir", str(tmp_path / "sweep" / "tensorboard"), "--port", str(port),
+                             "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def get(path, body=None):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body else "GET",
+                                         data=json.dumps(body).encode() if body else None,
+                                         headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+        for _ in range(60):
+            try:
+                runs = get("/data/runs")
+                if len(runs) >= 4:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert sorted(runs) == [".", "0", "1", "2"]
+        groups = get("/data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 10, "colParams": [],
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+        status = {g["name"]: g["sessions"][0]["status"] for g in groups["sessionGroups"]}
+        assert status == {"0": "STATUS_SUCCESS", "1": "STATUS_UNKNOWN", "2": "STATUS_FAILURE"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_trial_run_finds_its_sweep_from_hydras_layout(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / "7").mkdir(parents=True)
+    (sweep_dir / "multirun.yaml").write_text("{}")
+    w = RunWriter(str(sweep_dir / "7" / "tensorboard"))
+    w.finish({"optimizer.lr": 0.1}, "complete")
+    assert os.readlink(sweep_dir / "tensorboard" / "7") == os.path.join("..", "7", "tensorboard")
+    assert EXPERIMENT not in hparams_content(load(sweep_dir / "7" / "tensorboard"))
+    lone = RunWriter(str(tmp_path / "outputs" / "12-00-00" / "tensorboard"))  # a single run: no multirun.yaml
+    lone.finish({"optimizer.lr": 0.1}, "complete")
+    assert not (tmp_path / "outputs" / "tensorboard").exists()
+    assert EXPERIMENT in hparams_content(load(tmp_path / "outputs" / "12-00-00" / "tensorboard"))
+
+
+def test_without_searched_keys_the_varying_ones_come_first():
+    sessions = [{"optimizer.lr": lr, "trainer.epochs": 4, "peak_lr/head": 10 * lr, "search": "None"}
+                for lr in (0.1, 0.2)]
+    infos = experiment(sessions).hparam_infos
+    assert [(i.name, i.differs) for i in infos] == [
+        ("optimizer.lr", True), ("peak_lr/head", False), ("trainer.epochs", False)]  # no 'None' column

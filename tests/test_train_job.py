@@ -1,4 +1,5 @@
-"""The training job: config checks before training, the default run's outputs, divergence, data."""
+"""The training job: config checks before training, the default run's outputs, divergence, pruning
+points, no host sync per update, data."""
 
 from __future__ import annotations
 
@@ -15,7 +16,22 @@ from sweep import config
 from sweep.cli import unknown_choice
 from sweep.data import Batches, load
 from sweep.errors import ConfigError
+from sweep.groups import build_groups
+from sweep.job import build
+from sweep.loop import COMPLETED, DIVERGED, PRUNED, train
+from sweep.models import MLP
+from sweep.optim import build_optimizer
 from sweep.schedules import Schedule
+from sweep.trial import NoTrial
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a small shared CPU: torch's default thread pool makes them 10-50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def composed(*overrides: str):
@@ -38,6 +54,11 @@ def composed(*overrides: str):
     (["trainer.device=tpu"], "trainer.device"),
     (["schedule.warmup_epochs=50"], "schedule.warmup_epochs"),
     (["objective.metric=val/f1"], "objective.metric"),
+    (["objective.metric=val/rmse"], "objective.metric"),  # classification has no rmse
+    (["trainer.sync_every=0"], "trainer.sync_every"),
+    (["task.label_smoothing=1.5"], "task.label_smoothing"),
+    (["data=csv"], "data.path"),
+    (["model=custom"], "model._target_"),
 ])
 def test_bad_settings_are_rejected_before_training(overrides, key):
     with pytest.raises(ConfigError) as err:
@@ -99,22 +120,27 @@ def test_default_job_writes_lr_per_group_metrics_hparams_and_a_checkpoint(tmp_pa
     tb = out / "tensorboard"
     assert [p for p in tb.iterdir() if p.is_dir()] == []  # hparams in the run's own dir
     acc, s = scalars(tb)
-    assert {"lr/backbone", "lr/head", "train/loss", "val/loss", "val/acc"} <= set(s)
-    assert len(s["val/acc"]) == 12
+    assert {"lr/backbone", "lr/head", "train/loss", "val/loss", "val/acc", "epoch", "best/val_acc"} <= set(s)
+    spe = -(-1438 // 64)
+    # one x axis, the update count: epoch metrics at the update that ended the epoch
+    assert [step for step, _ in s["val/acc"]] == [spe * (e + 1) for e in range(12)]
+    assert s["epoch"] == [(spe * (e + 1), e + 1) for e in range(12)]
+    assert s["best/val_acc"][-1] == (12 * spe, max(v for _, v in s["val/acc"]))
     assert acc.SummaryMetadata("_hparams_/session_start_info").plugin_data.plugin_name == "hparams"
     # the logged LR curve, interpolated, is the LR every update used: step decay at epoch 10
     cfg = OmegaConf.load(out / ".hydra" / "config.yaml")
-    spe = -(-1438 // 64)
     sched = Schedule(OmegaConf.to_container(cfg.schedule), cfg.optimizer.lr, spe, 12)
     for group, mult in (("backbone", 1.0), ("head", cfg.groups.head_lr_mult)):
         steps, values = zip(*s[f"lr/{group}"])
         expected = [cfg.optimizer.lr * mult * sched.factor(t) for t in range(12 * spe)]
         got = np.interp(range(12 * spe), steps, values)
         assert np.allclose(got, expected, rtol=1e-6)
-        assert len(steps) < 12 * spe / 4  # knots, not a point per update
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert "backbone.0.weight" in ckpt["model"] and ckpt["epochs"] == 12
-    assert "status: completed" in (out / "status.yaml").read_text()
+    status = OmegaConf.load(out / "status.yaml")
+    assert status.status == "complete" and status.epochs == 12
+    assert status.value == pytest.approx(s["val/acc"][-1][1], rel=1e-6)  # the last epoch's val/acc
+    assert f"tensorboard --logdir {out / 'tensorboard'}" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
@@ -131,7 +157,8 @@ def test_a_diverging_run_stops_at_once_and_keeps_its_logs(tmp_path):
     proc = run_train(*FAST, "trainer.epochs=20", "optimizer.lr=1000", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 3 and "diverged" in proc.stderr
     status = OmegaConf.load(tmp_path / "status.yaml")
-    assert status.status == "diverged" and status.epochs == 0
+    assert status.status == "failed" and status.epochs == 0 and status.value is None
+    assert status.reason.startswith("diverged at epoch 1/20, update ")
     assert not (tmp_path / "checkpoint.pt").exists()
     _, s = scalars(tmp_path / "tensorboard")
     assert "lr/head" in s and "val/acc" not in s
@@ -151,3 +178,82 @@ def test_cfg_job_prints_the_composed_config():
     proc = run_train("--cfg", "job", "optimizer=adamw", check=True)
     cfg = OmegaConf.create(proc.stdout)
     assert cfg.optimizer.name == "adamw" and cfg.groups.name == "backbone_head"
+
+
+# --------------------------------------------------------------------------- the loop
+
+def tiny_run(lr: float, epochs: int = 3, **trainer):
+    data = load({"name": "synthetic", "n_samples": 320, "n_features": 8, "n_classes": 3, "seed": 0})
+    torch.manual_seed(0)
+    model = MLP(8, 3, hidden=(16,))
+    groups = build_groups(model, {"name": "single", "rules": [{"name": "all", "pattern": "*"}]})
+    optimizer = build_optimizer({"name": "sgd", "lr": lr, "momentum": 0.9, "fused": False}, groups, False)
+    spe = -(-len(data.y_train) // 16)
+    schedule = Schedule({"name": "exponential", "gamma": 1.0}, lr, spe, epochs)
+    return model, optimizer, schedule, data, {"seed": 0, "batch_size": 16, "epochs": epochs, **trainer}
+
+
+@pytest.mark.parametrize("lr", [40.0, 3e3])
+def test_divergence_report_is_the_same_with_a_sync_every_update_or_every_50(lr):
+    """The loss is read every `sync_every` updates, yet the report names the first bad update."""
+    reports = []
+    for sync_every in (1, 7, 50):
+        result = train(*tiny_run(lr, sync_every=sync_every), None)
+        assert result.status == DIVERGED
+        reports.append((result.diverged_update, result.updates, result.reason, result.epochs))
+    assert reports[0] == reports[1] == reports[2]
+    first_bad, updates, reason, _ = reports[0]
+    assert first_bad == updates and "diverged at epoch" in reason and "loss=" in reason
+
+
+class AlwaysPrune(NoTrial):
+    number = 7
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported: list[int] = []
+
+    def report(self, value: float, step: int) -> None:
+        self.reported.append(step)
+
+    def should_prune(self) -> bool:
+        return True
+
+
+def test_the_last_epoch_is_not_a_pruning_point():
+    trial = AlwaysPrune()
+    result = train(*tiny_run(0.05, epochs=3), None, trial)
+    assert result.status == PRUNED and result.epochs == 1 and result.reason.startswith("pruned after epoch 1/3")
+    assert trial.reported == [1]  # epochs count from 1
+    trial = AlwaysPrune()
+    result = train(*tiny_run(0.05, epochs=1), None, trial)
+    assert result.status == COMPLETED and trial.reported == [1]  # reported, but never pruned at its end
+
+
+def test_group_table_shows_the_lr_of_the_first_update():
+    cfg = composed("schedule=piecewise", "schedule.pieces=[[2,0.2],[2,0.02]]", "optimizer.lr=0.05",
+                   "data=synthetic", "trainer.epochs=4")
+    table = build(cfg).table
+    head_row = next(line for line in table.splitlines() if line.startswith("head"))
+    backbone_row = next(line for line in table.splitlines() if line.startswith("backbone"))
+    assert " 0.2 " in backbone_row and " 2 " in head_row  # 0.2 x head_lr_mult 10, not 0.05
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: this machine has none "
+                    "(torch.cuda.is_available() is False); runs on a GPU machine")
+def test_no_host_sync_between_sync_points_on_cuda():
+    """An epoch under torch.cuda.set_sync_debug_mode('error') between the loop's sync points: any
+    hidden .item() or blocking copy in an update raises."""
+    model, optimizer, schedule, data, trainer = tiny_run(0.05, epochs=2, sync_every=5, sync_debug=True,
+                                                         precision="32")
+    device = torch.device("cuda")
+    model.to(device)
+    optimizer = build_optimizer({"name": "sgd", "lr": 0.05, "momentum": 0.9},
+                                build_groups(model, {"name": "single", "rules": [{"name": "all", "pattern": "*"}]}),
+                                False)
+    try:
+        result = train(model, optimizer, schedule, data, trainer, None)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert result.status == COMPLETED and result.epochs == 2
+    assert torch.cuda.get_sync_debug_mode() == 0

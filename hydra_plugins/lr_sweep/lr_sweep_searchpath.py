@@ -1,0 +1,16 @@
+"""Hydra plugin: adds lr-sweep's config groups to every Hydra app's search path.
+
+With lr-sweep installed, any app can list `optimizer`, `groups`, `schedule` and `search` in its
+defaults list (or pick them on the command line) without copying the YAML files. They come last
+in the search path, so an app's own config of the same name wins.
+"""
+
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+LR_SWEEP_CONF = "pkg://sweep.conf"
+
+
+class LRSweepSearchPathPlugin(SearchPathPlugin):
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        search_path.append(provider="lr-sweep", path=LR_SWEEP_CONF)

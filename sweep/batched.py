@@ -1,0 +1,236 @@
+"""Batched trials: K trials of the same architecture trained together as one stacked model.
+
+On a GPU one small trial is bound by kernel launches; K trials stacked along a leading dimension
+cost about one trial's launches. Each member is built exactly as a sequential trial (seeded model,
+torch optimizer with its own param groups, its own Schedule); its parameters are stacked with
+torch.func and the forward is vmapped over the stack (the shipped MLP runs as batched matrix
+products instead: the same numbers, faster; sweep/batched_forward.py). The update is vectorised
+with per-member LR vectors (sweep/batched_optim.py). All members see one batch stream, so a
+member's losses, metrics and weights match the same trial trained alone (tests/test_batched.py).
+
+Members stay independent: a non-finite loss masks that member out (FAILED, with the epoch and
+update), `on_epoch_end` may prune a member, and failed or pruned members leave the stack at the
+epoch boundary so they stop costing compute. Models that vmap cannot run are found before training
+(sweep/batched_check.py), and the caller falls back to sequential trials.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from sweep.batched_check import NotBatchable
+from sweep.batched_forward import StackedModel
+from sweep.batched_optim import KINDS, SHARED_FLAGS, ParamSettings, StackedOptimizer, clip_grad_norms
+from sweep.data import Data, train_batches, val_batches
+from sweep.loop import SYNC_EVERY, autocast_for
+from sweep.schedules import Schedule
+from sweep.task import Task
+from sweep.trial import Status  # the outcome a sequential job reports: COMPLETE, PRUNED, FAILED
+
+
+class Decision(str, enum.Enum):
+    CONTINUE = "continue"
+    PRUNE = "prune"
+
+
+@dataclass
+class Member:
+    """One trial, built as a sequential trial builds it: the seeded model (on the device), its torch
+    optimizer (param groups carry name, base_lr, mult, start_epoch, frozen, weight_decay, as
+    sweep/optim.py makes them) and its Schedule. Only the settings are read; the trial's own
+    tensors are copied into the stack."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+
+
+@dataclass
+class MemberResult:
+    """What a sequential trial would have: status and reason (worded as sweep/loop.py words them),
+    per-epoch metrics, the LRs of every update (per epoch: `(first update, {group: [lr, ...]})`, the
+    arguments of RunWriter.lr_curves), and the final weights (None when failed)."""
+
+    status: Status = Status.COMPLETE
+    reason: str = ""
+    epochs: int = 0
+    updates: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    lr_curves: list[tuple[int, dict[str, list[float]]]] = field(default_factory=list)
+    state_dict: dict[str, torch.Tensor] | None = None
+
+
+OnEpochEnd = Callable[[int, int, dict[str, float]], "Decision | str"]
+"""(member index, epoch counted from 1 as trial.report takes it, metrics) -> continue or prune."""
+
+
+def _settings(members: list[Member]) -> tuple[str, dict[str, bool], list[dict[str, dict[str, Any]]]]:
+    """The shared optimizer kind and flags, and per member the param group of each parameter name."""
+    kinds = {KINDS.get(type(m.optimizer)) for m in members}
+    if len(kinds) != 1 or None in kinds:
+        raise NotBatchable(f"members need one optimizer kind of {sorted(KINDS.values())}; got "
+                           f"{sorted(type(m.optimizer).__name__ for m in members)}")
+    flags = {f: bool(members[0].optimizer.defaults.get(f, False)) for f in SHARED_FLAGS}
+    if flags["amsgrad"] or flags["maximize"]:
+        raise NotBatchable("amsgrad and maximize are not batched")
+    groups_by_name = []
+    for m in members:
+        if any(bool(m.optimizer.defaults.get(f, False)) != v for f, v in flags.items()):
+            raise NotBatchable(f"members differ in {', '.join(SHARED_FLAGS)}")
+        by_id = {id(p): g for g in m.optimizer.param_groups for p in g["params"]}
+        groups_by_name.append({n: by_id[id(p)] for n, p in m.model.named_parameters() if id(p) in by_id})
+    names = [n for n, _ in members[0].model.named_parameters()]
+    if any(set(g) != set(names) for g in groups_by_name):
+        raise NotBatchable("every parameter of every member must be in its optimizer, under the same names")
+    return kinds.pop(), flags, groups_by_name
+
+
+class _LRTable:
+    """Each member's LR per parameter for every update of an epoch, from its Schedule, as
+    sweep/loop.py sets `param_group['lr']`: 0 while frozen, else base_lr x mult x factor."""
+
+    def __init__(self, groups: list[dict[str, dict[str, Any]]], names: list[str], steps_per_epoch: int):
+        self.groups, self.names, self.spe = groups, names, steps_per_epoch
+
+    @staticmethod
+    def lr(group: dict[str, Any], schedule: Schedule, t: int, spe: int) -> float:
+        if group["frozen"]:
+            return 0.0
+        return group["base_lr"] * group["mult"] * schedule.factor(t, group["start_epoch"] * spe)
+
+    def epoch(self, members: list[int], schedules: list[Schedule], t0: int, n: int,
+              device: torch.device) -> torch.Tensor:
+        """(n, K, P) float64: update i, member k, parameter j."""
+        rows = []
+        for k in members:
+            cache: dict[tuple, list[float]] = {}
+            cols = []
+            for name in self.names:
+                g = self.groups[k][name]
+                key = (g["frozen"], g["base_lr"], g["mult"], g["start_epoch"])
+                if key not in cache:
+                    cache[key] = [self.lr(g, schedules[k], t, self.spe) for t in range(t0, t0 + n)]
+                cols.append(cache[key])
+            rows.append(cols)
+        return torch.tensor(rows, dtype=torch.float64).permute(2, 0, 1).contiguous().to(device)
+
+    def trains(self, member: int, name: str, epoch: int) -> bool:
+        g = self.groups[member][name]
+        return not g["frozen"] and epoch >= g["start_epoch"]
+
+    def curves(self, member: int, schedule: Schedule, t0: int, n: int) -> dict[str, list[float]]:
+        """Per group name, the LR of its first param group for each update (what loop.py logs)."""
+        firsts: dict[str, dict[str, Any]] = {}
+        for g in self.groups[member].values():
+            firsts.setdefault(g["name"], g)
+        return {name: [self.lr(g, schedule, t, self.spe) for t in range(t0, t0 + n)] for name, g in firsts.items()}
+
+
+def _drop_masked_grads(grads: list[torch.Tensor | None], partial: list[torch.Tensor | None]) -> None:
+    """Zero the grads of members whose group does not train yet, as if they had none (for the clip norm)."""
+    for g, mask in zip(grads, partial):
+        if g is not None and mask is not None:
+            g.mul_(mask.to(g.dtype).view(-1, *([1] * (g.ndim - 1))))
+
+
+def train_members(members: list[Member], data: Data, cfg: Mapping[str, Any], task: Task | None = None,
+                  on_epoch_end: OnEpochEnd | None = None, objective: str = "val/acc",
+                  batched_layers: bool = True) -> list[MemberResult]:
+    """Train all members together as sweep.loop.train trains one; results in member order.
+
+    `cfg` is the trainer config loop.train reads (epochs, batch_size, seed: the one data order of
+    all members, grad_clip, precision, on_device_max_mb). After each epoch `on_epoch_end` hears
+    each member still training and may prune it (never after the last epoch). `batched_layers`
+    runs the shipped MLP as batched matrix products rather than through vmap (the same numbers).
+    """
+    task = task or Task()
+    kind, flags, groups = _settings(members)
+    stack = StackedModel([m.model for m in members], task, batched_layers)
+    names, device = stack.param_names, stack.device
+    max_mb = float(cfg.get("on_device_max_mb", 256))
+    batches = train_batches(data, int(cfg["batch_size"]), device, int(cfg["seed"]), max_mb)
+    val = val_batches(data, device, on_device_max_mb=max_mb)
+    autocast = autocast_for(device, cfg.get("precision", "auto"))
+    clip, epochs, spe = cfg.get("grad_clip"), int(cfg["epochs"]), len(batches)
+    table = _LRTable(groups, names, spe)
+    settings = [ParamSettings.from_groups([groups[k][n] for k in range(len(members))], device) for n in names]
+    optimizer = StackedOptimizer(kind, settings, flags)
+    schedules = [m.schedule for m in members]
+    results = [MemberResult() for _ in members]
+    active = list(range(len(members)))  # the original index of each stacked member, in stack order
+    check_every = 1 if device.type == "cpu" else SYNC_EVERY  # a host look at the losses is a sync on a GPU
+    t = 0
+    for epoch in range(epochs):
+        lrs = table.epoch(active, schedules, t, spe, device)
+        trains = torch.tensor([[table.trains(k, n, epoch) for k in active] for n in names], device=device)
+        stack.set_trainable([bool(row.any()) for row in trains])
+        partial = [None if bool(row.all()) else row for row in trains]
+        alive = torch.ones(len(active), dtype=torch.bool, device=device)
+        failed_at = torch.full((len(active),), -1, dtype=torch.long, device=device)
+        failed_loss = torch.zeros(len(active), dtype=torch.float64, device=device)
+        loss_sum = torch.zeros(len(active), dtype=torch.float64, device=device)
+        first, any_failed = t, False
+        for i, (inputs, target) in enumerate(batches):
+            with autocast():
+                losses = stack.losses(inputs, target)
+            value = losses.detach().to(torch.float64)
+            newly = alive & ~torch.isfinite(value)
+            failed_at = torch.where(newly, i, failed_at)
+            failed_loss = torch.where(newly, value, failed_loss)
+            alive &= ~newly
+            loss_sum += torch.where(alive, value, 0.0)
+            if not any_failed and (i + 1) % check_every == 0:  # from here on, failed members stay put
+                any_failed = not bool(alive.all())
+            losses.sum().backward()
+            grads = stack.take_grads()
+            if clip:
+                _drop_masked_grads(grads, partial)
+                clip_grad_norms(grads, float(clip))
+            moving = [(alive if any_failed else None) if m is None else alive & m for m in partial]
+            optimizer.step(stack.param_list(), grads, list(lrs[i].T), moving)
+            t += 1
+        failed_l, failed_loss_l, loss_l = failed_at.tolist(), failed_loss.tolist(), loss_sum.tolist()
+        val_l = stack.evaluate(val, autocast) if bool(alive.any()) else [{} for _ in active]
+        keep = []
+        for pos, k in enumerate(active):
+            r, schedule = results[k], schedules[k]
+            bad = failed_l[pos]
+            r.lr_curves.append((first, table.curves(k, schedule, first, bad + 1 if bad >= 0 else t - first)))
+            if bad >= 0:
+                r.status, r.updates = Status.FAILED, first + bad
+                r.reason = (f"diverged at epoch {epoch + 1}/{epochs}, update {bad + 1}/{spe}: "
+                            f"loss={failed_loss_l[pos]}")
+                continue
+            r.updates = t
+            metrics = {"train/loss": loss_l[pos] / max(t - first, 1), **val_l[pos]}
+            if not math.isfinite(metrics["val/loss"]):
+                r.status = Status.FAILED
+                r.reason = f"diverged at epoch {epoch + 1}/{epochs}: val/loss={metrics['val/loss']}"
+                continue
+            schedule.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
+            r.history.append(metrics)
+            r.epochs = epoch + 1
+            decision = on_epoch_end(k, epoch + 1, metrics) if on_epoch_end else Decision.CONTINUE
+            if epoch + 1 < epochs and Decision(decision) == Decision.PRUNE:
+                value = metrics.get(objective, float("nan"))
+                r.status = Status.PRUNED
+                r.reason = f"pruned after epoch {epoch + 1}/{epochs} ({objective}={value:.4g})"
+                r.state_dict = stack.state_dict(pos)
+                continue
+            keep.append(pos)
+        if epoch + 1 == epochs or not keep:
+            for pos in keep:
+                results[active[pos]].state_dict = stack.state_dict(pos)
+            break
+        if len(keep) < len(active):  # failed and pruned members leave the stack: no more compute
+            index = torch.tensor(keep, device=device)
+            stack.select(index)
+            optimizer.select(index)
+            active = [active[pos] for pos in keep]
+    return results

@@ -1,0 +1,105 @@
+"""A job that trains several trials together (`hydra.sweeper.trials_per_job=K`).
+
+The sweeper hands the job K trial handles, each with its own job config and job dir. Each member
+is built exactly as its own sequential job would build it (`sweep.job.build`: the same seed, so
+the same initial weights and data order), the K are trained as one stacked model
+(`sweep.batched.train_members`), and then each member ends as a sequential trial ends: its own
+TensorBoard run, `status.yaml`, checkpoint and one `finish(Outcome)`. Members are independent:
+one that diverges fails alone, one that is pruned leaves the stack at the next epoch.
+
+A model that vmap cannot train (BatchNorm's running statistics, data-dependent control flow), or
+members that differ in what cannot be stacked (architecture, data, optimizer kind), fall back to
+training the K trials one after another in this job, with a one-line notice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from omegaconf import OmegaConf
+
+from sweep import job
+from sweep.batched import Decision, Member, train_members
+from sweep.batched_check import NotBatchable, check_batchable, check_memory
+from sweep.loop import train_batches
+from sweep.trial import NoTrial, Outcome, Status, complete, handed_over
+
+log = logging.getLogger(__name__)
+
+# What all members must share to be one stack: the rest (LRs, multipliers, schedules, weight decay,
+# momentum, betas) may differ per member.
+SHARED_KEYS = ("model", "data", "task", "trainer.epochs", "trainer.batch_size", "trainer.seed", "trainer.device",
+               "trainer.precision", "trainer.grad_clip", "optimizer.name", "objective")
+
+
+def _differing(configs: Sequence) -> list[str]:
+    first = configs[0]
+    return [k for k in SHARED_KEYS
+            if any(OmegaConf.select(c, k, default=None) != OmegaConf.select(first, k, default=None) for c in configs[1:])]
+
+
+def one_by_one(handles: Sequence[NoTrial], why: str) -> float:
+    """The fallback: each trial as its own job, in this process, into its own job dir."""
+    log.info("trials_per_job: %s; training these %d trials one after another", why, len(handles))
+    value = float("nan")
+    for handle in handles:
+        with handed_over([handle]):
+            try:
+                value = job.train_job(handle.config)
+            except Exception:  # noqa: BLE001 - train_job finished this trial as FAILED; go on with the others
+                log.warning("trial %s failed; see %s", handle.number, handle.job_dir, exc_info=True)
+    return value
+
+
+def train_together(handles: Sequence[NoTrial]) -> float:
+    """Train the handed-over trials as one stacked model; each finishes with its own outcome."""
+    configs = [h.config for h in handles]
+    differing = _differing(configs)
+    if differing:
+        return one_by_one(handles, f"the trials differ in {', '.join(differing)}")
+    built = [job.build(c) for c in configs]
+    first, tr = built[0], configs[0].trainer
+    batch = next(iter(train_batches(first.data, int(tr.batch_size), first.device, int(tr.seed))))
+    try:
+        check_batchable(first.model, batch, first.task)
+    except NotBatchable as err:
+        return one_by_one(handles, f"this model cannot be trained as a stack ({err})")
+    kind = type(first.optimizer).__name__.lower()
+    check_memory(len(handles), first.model, first.device, kind, batch, first.task)
+    log.info("training trials %s together (%d members, device %s)\n%s", ",".join(str(h.number) for h in handles),
+             len(handles), first.device, first.table)
+    writers = [job.open_writer(c, b, h.job_dir) for c, b, h in zip(configs, built, handles)]
+    metric = str(configs[0].objective.metric)
+    steps = first.schedule.steps_per_epoch
+
+    def on_epoch_end(k: int, epoch: int, metrics: dict[str, float]) -> Decision:
+        writers[k].scalars({**metrics, "epoch": epoch}, epoch * steps)
+        handles[k].report(metrics[metric], epoch)
+        return Decision.PRUNE if handles[k].should_prune() else Decision.CONTINUE
+
+    try:
+        results = train_members([Member(b.model, b.optimizer, b.schedule) for b in built], first.data,
+                                OmegaConf.to_container(tr, resolve=True), first.task, on_epoch_end, metric)
+    except BaseException as err:
+        for h, w in zip(handles, writers):
+            w.close(Status.FAILED.value)
+            h.finish(Outcome(Status.FAILED, None, f"{type(err).__name__}: {err}".splitlines()[0]))
+        raise
+    values = []
+    for c, b, h, w, r in zip(configs, built, handles, writers, results):
+        for first_update, curves in r.lr_curves:
+            w.lr_curves(first_update, curves)
+        if r.status == Status.COMPLETE:
+            maximize = c.objective.direction == "maximize"
+            history = [m[metric] for m in r.history if metric in m]
+            value = (max(history) if maximize else min(history)) if c.objective.reduce == "best" else history[-1]
+            outcome = complete(value, r.epochs)
+        else:
+            outcome = Outcome(r.status, None, r.reason, r.epochs)
+        w.close(outcome.status.value)
+        if r.state_dict is not None:
+            b.model.load_state_dict(r.state_dict)
+        job.conclude(c, h.job_dir, outcome, b.model, r.updates, h)
+        values.append(outcome.value if outcome.status == Status.COMPLETE else float("nan"))
+    return values[0]

@@ -1,0 +1,39 @@
+"""A task's validation metrics for K members at once, as sums that vmap and add up over batches.
+
+Mirrors `sweep.task.Task.evaluate` step for step (the same casts and reductions), so a member's
+`val/loss`, `val/acc` or `val/rmse` equal those of the same trial evaluated alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sweep.task import Task
+
+
+def val_sums(task: Task, output: Any, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One member's loss sum and score sum over a batch (traced under vmap)."""
+    pred = task.prediction(output, target)
+    n = target.shape[0]
+    loss = task.loss(pred, target).float() * n
+    if task.regression:
+        score = ((pred.float() * task.std + task.mean - target.float()) ** 2).sum()
+    else:
+        score = (pred.argmax(-1) == target).sum()
+    return {"loss": loss, "score": score}
+
+
+def add_sums(total: dict[str, torch.Tensor] | None, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return dict(sums) if total is None else {k: total[k] + v for k, v in sums.items()}
+
+
+def val_metrics(task: Task, total: dict[str, torch.Tensor] | None, count: int) -> list[dict[str, float]]:
+    """Per member, the metrics Task.evaluate reports; one host sync."""
+    if not total or not count:
+        return []
+    loss, score = torch.stack([total["loss"].float(), total["score"].float()]).tolist()
+    if task.regression:
+        return [{"val/loss": lo / count, "val/rmse": (s / count) ** 0.5} for lo, s in zip(loss, score)]
+    return [{"val/loss": lo / count, "val/acc": s / count} for lo, s in zip(loss, score)]

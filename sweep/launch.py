@@ -1,0 +1,205 @@
+"""How the sweeper runs a trial's job and gets its outcome back: in its own process, or through any
+Hydra launcher.
+
+In-process (Hydra's basic launcher is configured): the job config depends only on the config-group
+choices, so it is composed once per distinct set of choices; each trial gets a copy with its
+values, its own job dir with the `.hydra/` records that rerun it (config.yaml, overrides.yaml,
+hydra.yaml), its own log file, and its trial handles handed over directly (`sweep.trial`). This is
+Hydra's `run_job` without what a sweep of many short trials pays for and does not need: two
+deep copies of the config and a logging reconfiguration per trial.
+
+Through a launcher (joblib, submitit, ...): the trial's identity travels in the job's overrides
+(`++trial.storage`, `++trial.study_name`, `++trial.number(s)`: `++` adds the keys to an app whose
+config has no `trial` node), and the outcome comes back as the trial's `outcome` user attribute.
+
+Either way the result is one `Outcome` per trial: the one the job reported, else one made from
+how the job ended (its return value, a `TrialPruned`, an exception).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from sweep.trial import OUTCOME_ATTR, NoTrial, Outcome, Status, handed_over
+
+log = logging.getLogger(__name__)
+
+
+def outcome_of(error: BaseException | None, value: Any, reported: Outcome | None) -> Outcome:
+    """The outcome of a job: what it reported, else what its return value or error says."""
+    if reported is not None:
+        return reported
+    if error is not None:
+        if type(error).__name__ == "TrialPruned":  # optuna.TrialPruned, raised by a user's own loop
+            return Outcome(Status.PRUNED, None, str(error) or "pruned")
+        text = f"{type(error).__name__}: {error}".splitlines()[0]
+        return Outcome(Status.FAILED, None, text)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return Outcome(Status.COMPLETE, float(value))
+    return Outcome(Status.FAILED, None, f"non-finite objective: {value!r}")
+
+
+def override_dirname(lines: Sequence[str], cfg: DictConfig) -> str:
+    """`hydra.job.override_dirname` as Hydra composes it: sorted `key=value`s, excluded keys dropped."""
+    spec = cfg.hydra.job.config.override_dirname
+    excluded = set(spec.exclude_keys)
+    kept = [line for line in lines if line.split("=", 1)[0].lstrip("+~") not in excluded]
+    return spec.item_sep.join(sorted(kept)).replace("=", spec.kv_sep)
+
+
+@dataclass
+class Prepared:
+    """A trial's job, ready to run: its config (no `hydra` node), the Hydra config it runs under,
+    and its job dir."""
+
+    task_cfg: DictConfig
+    hydra_cfg: DictConfig
+    job_dir: str
+    lines: list[str]
+
+
+class InProcessJobs:
+    """Runs trial jobs in the sweeper's process (see the module docstring).
+
+    Per set of config-group choices, the composed config is split once into the job's part and the
+    `hydra` node; a trial deep-copies only the job's part (2 ms here, against 9 ms for the whole
+    config and 20+ ms for Hydra's `run_job`) and runs under the shared `hydra` node, whose
+    per-job fields (number, overrides, output dir) are set before each job.
+    """
+
+    def __init__(self, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
+                 fixed: Sequence[str], job_cfg: DictConfig) -> None:
+        """`job_cfg`: the config composed from the `fixed` overrides alone (the sweeper has it)."""
+        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self.fixed, self.group_keys = list(fixed), set(job_cfg.hydra.runtime.choices)
+        self._composed: dict[tuple, tuple[DictConfig, DictConfig]] = {
+            (): (task_config(job_cfg), OmegaConf.masked_copy(job_cfg, ["hydra"]))}
+        self._file_log: tuple[logging.Formatter, int] | None = None
+
+    def _base(self, values: Mapping[str, Any]) -> tuple[DictConfig, DictConfig]:
+        choices = tuple(sorted((k, str(v)) for k, v in values.items() if k.lstrip("+") in self.group_keys))
+        if choices not in self._composed:
+            cfg = self.hydra_context.config_loader.load_sweep_config(
+                self.config, self.fixed + [f"{k}={v}" for k, v in choices])
+            self._composed[choices] = (task_config(cfg), OmegaConf.masked_copy(cfg, ["hydra"]))
+        return self._composed[choices]
+
+    def prepare(self, number: int, values: Mapping[str, Any], lines: list[str]) -> Prepared:
+        """Trial `number`'s config with its values, its job dir, and the `.hydra/` records that
+        rerun it (config.yaml, overrides.yaml)."""
+        base, hydra_cfg = self._base(values)
+        task_cfg = copy.deepcopy(base)
+        with open_dict(task_cfg):
+            for key, value in values.items():
+                if key.lstrip("+") not in self.group_keys:
+                    OmegaConf.update(task_cfg, key.lstrip("+"), value, merge=False)
+        hydra = hydra_cfg.hydra
+        out = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(number)))
+        if hydra.output_subdir is not None:
+            records = Path(out) / str(hydra.output_subdir)
+            records.mkdir(parents=True, exist_ok=True)
+            _write_yaml(records / "config.yaml", OmegaConf.to_container(task_cfg, resolve=False))
+            _write_yaml(records / "overrides.yaml", list(lines))
+        else:
+            os.makedirs(out, exist_ok=True)
+        return Prepared(task_cfg, hydra_cfg, out, list(lines))
+
+    def _enter(self, job: Prepared, number: int) -> None:
+        """Set the shared `hydra` node's per-job fields and make it the current Hydra config."""
+        with read_write(job.hydra_cfg), open_dict(job.hydra_cfg):
+            hydra = job.hydra_cfg.hydra
+            hydra.overrides.task = job.lines
+            hydra.job.override_dirname = override_dirname(job.lines, job.hydra_cfg)
+            hydra.job.id = hydra.job.num = number
+            hydra.runtime.output_dir = job.job_dir
+        HydraConfig.instance().cfg = job.hydra_cfg
+
+    def run(self, job: Prepared, number: int, handles: Sequence[NoTrial]) -> list[Outcome]:
+        """Call the task on `job` with `handles` handed over; one outcome per handle."""
+        label = ",".join(str(h.number) for h in handles)
+        log.info("\t#%s : %s", label, " ".join(filter_overrides(job.lines)))
+        saved = HydraConfig.instance().cfg
+        self._enter(job, number)
+        hydra = job.hydra_cfg.hydra
+        handler = self._log_to(job.hydra_cfg, os.path.join(job.job_dir, f"{hydra.job.name}.log"))
+        callbacks = self.hydra_context.callbacks
+        ret = JobReturn(overrides=job.lines, cfg=job.task_cfg, hydra_cfg=job.hydra_cfg, working_dir=os.getcwd())
+        error: BaseException | None = None
+        try:
+            callbacks.on_job_start(config=job.hydra_cfg, task_function=self.task_function)
+            with handed_over(handles):
+                ret.return_value = self.task_function(job.task_cfg)
+            ret.status = JobStatus.COMPLETED
+        except Exception as err:  # noqa: BLE001 - any job error fails its trials, not the sweep
+            error, ret.return_value, ret.status = err, err, JobStatus.FAILED
+            log.debug("job %s raised", label, exc_info=True)
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+            HydraConfig.instance().cfg = saved
+        callbacks.on_job_end(config=job.hydra_cfg, job_return=ret)
+        value = None if error else ret.return_value
+        return [outcome_of(error, value, h.outcome) for h in handles]
+
+    def _log_to(self, cfg: DictConfig, path: str) -> logging.Handler:
+        """A file handler for the job's log, formatted as Hydra's job logging would (set up once)."""
+        if self._file_log is None:
+            configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
+            root = logging.getLogger()
+            files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+            for h in files:
+                root.removeHandler(h)
+                h.close()
+            fmt = files[0].formatter if files else logging.Formatter(
+                "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+            self._file_log = (fmt, files[0].level if files else logging.NOTSET)
+        handler = logging.FileHandler(path)
+        handler.setFormatter(self._file_log[0])
+        handler.setLevel(self._file_log[1])
+        logging.getLogger().addHandler(handler)
+        return handler
+
+
+def task_config(cfg: DictConfig) -> DictConfig:
+    """The job's view of a composed config: everything but the `hydra` node."""
+    return OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+
+
+def _write_yaml(path: Path, data: Any) -> None:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 6x faster than OmegaConf.save
+    path.write_text(yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True))
+
+
+def trial_overrides(storage: str, study_name: str, numbers: Sequence[int]) -> list[str]:
+    """The overrides that name a job's trials for a job in another process."""
+    key = f"++trial.number={numbers[0]}" if len(numbers) == 1 else \
+        f"++trial.numbers=[{','.join(str(n) for n in numbers)}]"
+    return [f"++trial.storage={storage}", f"++trial.study_name={study_name}", key]
+
+
+def remote_outcomes(ret: JobReturn, trial_ids: Sequence[int], storage: Any) -> list[Outcome]:
+    """The outcomes of a job another process ran: what the job stored, else how it ended."""
+    error, value = None, None
+    try:
+        value = ret.return_value
+    except Exception as err:  # noqa: BLE001 - JobReturn re-raises the job's error
+        error = err
+    out = []
+    for trial_id in trial_ids:
+        stored = storage.get_trial(trial_id).user_attrs.get(OUTCOME_ATTR)
+        out.append(outcome_of(error, value, Outcome.from_dict(stored) if stored else None))
+    return out
+

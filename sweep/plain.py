@@ -1,0 +1,34 @@
+"""Configs as plain, resolved dicts: the library takes a DictConfig node or a dict alike.
+
+A node of a composed Hydra config (`cfg.groups`) resolves its interpolations against the whole
+config, so it is converted here once, at the library's edge, and everything inside reads dicts.
+The predicates below say what a value from the command line is, for the checks: `true` is not a
+number, and a ListConfig is a list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+
+def plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A resolved copy of `cfg` as dicts and lists (an empty dict for None)."""
+    if cfg is None:
+        return {}
+    if type(cfg).__module__.startswith("omegaconf"):  # no omegaconf import for plain-dict callers
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_list(v: Any) -> bool:
+    return isinstance(v, Sequence) and not isinstance(v, (str, bytes))

@@ -1,0 +1,117 @@
+"""Worker bookkeeping for studies shared by several sweep processes: who runs which trial, whether
+that worker is still alive, and whether a new trial is over the budget.
+
+Each trial a worker runs carries a `worker` user attribute (`host:pid`) and, while it runs, a
+`heartbeat` (unix time) refreshed by a daemon thread. A RUNNING trial whose worker is gone (same
+host: the process no longer exists; another host: no heartbeat for `stale_after_s`) is failed with
+the reason and its parameters are enqueued once for a retry, so a resumed or surviving worker
+finishes the study. Workers race for the last trials; the loser of a race (more trials started
+than `n_trials` allows, counting by trial number) records its trial as a surplus failure instead
+of training it, so all workers together stop at exactly `n_trials` finished trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Iterable
+
+import optuna
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+WORKER_ATTR, HEARTBEAT_ATTR, RETRY_ATTR, FAIL_ATTR = "worker", "heartbeat", "retry_of", "fail_reason"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Heartbeat:
+    """Marks this worker's running trials alive every `interval` seconds, in a daemon thread."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, interval: float) -> None:
+        self.storage, self.interval = storage, interval
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True, name="lr-sweep-heartbeat").start()
+
+    def add(self, trial_ids: Iterable[int]) -> None:
+        with self._lock:
+            self._ids.update(trial_ids)
+
+    def discard(self, trial_ids: Iterable[int]) -> None:
+        with self._lock:
+            self._ids.difference_update(trial_ids)
+
+    def mine(self) -> set[int]:
+        with self._lock:
+            return set(self._ids)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for trial_id in self.mine():
+                try:
+                    self.storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
+                except Exception:  # noqa: BLE001 - the trial finished meanwhile; the next beat skips it
+                    pass
+
+
+def is_dead(trial: optuna.trial.FrozenTrial, stale_after_s: float, now: float | None = None) -> bool:
+    """Whether the worker that runs `trial` is gone (see the module docstring)."""
+    now = time.time() if now is None else now
+    worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
+    host, _, pid = worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid) != os.getpid() and not pid_alive(int(pid))
+    started = trial.datetime_start.timestamp() if trial.datetime_start else now
+    return now - float(trial.user_attrs.get(HEARTBEAT_ATTR, started)) > stale_after_s
+
+
+def reclaim_dead(study: optuna.Study, storage: optuna.storages.BaseStorage, stale_after_s: float,
+                 mine: set[int]) -> list[int]:
+    """Fail the RUNNING trials of dead workers (not ours) and enqueue each one's parameters once
+    for a retry; returns the numbers of the trials reclaimed."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    reclaimed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        if trial_id in mine or not is_dead(t, stale_after_s):
+            continue
+        worker = t.user_attrs.get(WORKER_ATTR, "?")
+        try:
+            storage.set_trial_user_attr(trial_id, FAIL_ATTR, f"worker {worker} died while running it")
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except Exception:  # noqa: BLE001 - another worker reclaimed it first
+            continue
+        log.warning("trial %d: its worker %s is gone; marked FAIL", t.number, worker)
+        reclaimed.append(t.number)
+        if RETRY_ATTR not in t.user_attrs and t.params:
+            study.enqueue_trial(dict(t.params), user_attrs={RETRY_ATTR: t.number})
+    return reclaimed
+
+
+def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
+    """True when lower-numbered trials (finished or running) already fill `n_trials`."""
+    ahead = [t for t in study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+             if t.number < number]
+    return len(ahead) >= n_trials
