@@ -56,7 +56,7 @@ def run_job(parts: dict, writer_dir: str | None, tb_secs: list[float] | None = N
     from sweep.tensorboard import RunWriter
     from sweep.trial import NoTrial
 
-    writer = RunWriter(writer_dir, float(parts["trainer"]["lr_log_tolerance"])) if writer_dir else None
+    writer = RunWriter(writer_dir, sweep_dir=None) if writer_dir else None
     if writer is not None and tb_secs is not None:
         for name in ("lr_curves", "scalars", "close"):
             def timed(*a, _f=getattr(writer, name), **k):

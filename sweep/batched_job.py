@@ -82,8 +82,8 @@ def train_together(handles: Sequence[NoTrial]) -> float:
         results = train_members([Member(b.model, b.optimizer, b.schedule) for b in built], first.data,
                                 OmegaConf.to_container(tr, resolve=True), first.task, on_epoch_end, metric)
     except BaseException as err:
-        for h, w in zip(handles, writers):
-            w.close(Status.FAILED.value)
+        for c, b, h, w in zip(configs, built, handles, writers):
+            job.close_writer(w, c, b, h, Status.FAILED.value)
             h.finish(Outcome(Status.FAILED, None, f"{type(err).__name__}: {err}".splitlines()[0]))
         raise
     values = []
@@ -97,7 +97,7 @@ def train_together(handles: Sequence[NoTrial]) -> float:
             outcome = complete(value, r.epochs)
         else:
             outcome = Outcome(r.status, None, r.reason, r.epochs)
-        w.close(outcome.status.value)
+        job.close_writer(w, c, b, h, outcome.status.value)
         if r.state_dict is not None:
             b.model.load_state_dict(r.state_dict)
         job.conclude(c, h.job_dir, outcome, b.model, r.updates, h)

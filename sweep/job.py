@@ -75,8 +75,13 @@ def task_overrides() -> list[str]:
 
 def write_status(out: str, outcome: Outcome) -> None:
     """`status.yaml` in the job dir, from the outcome the trial gets: status (complete, pruned,
-    failed), reason, epochs, value."""
-    OmegaConf.save(OmegaConf.create(outcome.to_dict()), os.path.join(out, "status.yaml"))
+    failed), reason, epochs, value. Written atomically (a kill mid-write leaves the old one)."""
+    import yaml
+
+    path = os.path.join(out, "status.yaml")
+    with open(f"{path}.tmp", "w") as f:
+        yaml.dump(outcome.to_dict(), f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
+    os.replace(f"{path}.tmp", path)
 
 
 def in_multirun() -> bool:
@@ -189,14 +194,19 @@ def end_of_run_lines(out: str) -> str:
 
 
 def open_writer(cfg: DictConfig, b: Built, out: str) -> RunWriter:
-    """The run's TensorBoard writer, with its hyperparameters."""
-    tr = cfg.trainer
+    """The run's TensorBoard writer (in a sweep, also linked into `<sweep dir>/tensorboard/<number>`)."""
     main = b.task.metrics[0]  # val/acc or val/rmse: TensorBoard's best/<main> curve
-    writer = RunWriter(os.path.join(out, "tensorboard"), float(tr.lr_log_tolerance),
-                       total_updates=b.schedule.steps_per_epoch * int(tr.epochs), objective=main,
-                       maximize=direction_of(main) == "maximize")
-    writer.hparams(hparams_of(cfg, task_overrides()), [main, "val/loss", "best/" + main.replace("/", "_")])
-    return writer
+    return RunWriter(os.path.join(out, "tensorboard"), total_updates=b.schedule.steps_per_epoch * int(cfg.trainer.epochs),
+                     objective=main, maximize=direction_of(main) == "maximize")
+
+
+def close_writer(writer: RunWriter, cfg: DictConfig, b: Built, trial: trials.NoTrial, status: str) -> None:
+    """The run's HPARAMS session, written at its end with its real status: every set and searched
+    key (the searched ones marked as varying) and each group's peak LR."""
+    main = b.task.metrics[0]
+    peaks = {pg["name"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
+    writer.finish(hparams_of(cfg, task_overrides()), status, searched=[k.lstrip("+~") for k in trial.params],
+                  peaks=peaks, metric_tags=[main, "val/loss", "best/" + main.replace("/", "_")])
 
 
 def conclude(cfg: DictConfig, out: str, outcome: Outcome, model: nn.Module, updates: int,
@@ -225,7 +235,7 @@ def train_job(cfg: DictConfig) -> float:
 
         return train_together(handles)
     trial = handles[0]
-    out, writer, status = trial.job_dir or job_dir(), None, Status.FAILED.value
+    out, writer, b, status = trial.job_dir or job_dir(), None, None, Status.FAILED.value
     try:
         b = build(cfg)
         data, tr = b.data, cfg.trainer
@@ -244,7 +254,7 @@ def train_job(cfg: DictConfig) -> float:
         raise
     finally:
         if writer is not None:
-            writer.close(status)  # the HPARAMS session, with the run's real status
+            close_writer(writer, cfg, b, trial, status)
     conclude(cfg, out, outcome, b.model, result.updates, trial)
     if not in_multirun():
         log.info(end_of_run_lines(out))

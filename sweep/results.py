@@ -95,13 +95,11 @@ def write_all(sweep_dir: str, study: optuna.Study, storage: str, fixed: Sequence
 
 def write_experiment(sweep_dir: str, study: optuna.Study) -> None:
     """One HPARAMS experiment config at the sweep root, with the union of the trials' keys."""
-    hparams: dict[str, Any] = {}
-    for t in study.get_trials(deepcopy=False):
-        hparams.update(t.user_attrs.get("hparams", {}))
-    if hparams:  # only jobs that log to TensorBoard store hparams (the import costs a second)
-        from sweep.tensorboard import write_experiment as write
+    if os.path.isdir(os.path.join(sweep_dir, "tensorboard")):  # the jobs wrote runs (the import costs a second)
+        from sweep.tensorboard import write_sweep_experiment
 
-        write(sweep_dir, hparams, ["val/acc", "val/loss", "best/val_acc"])
+        trials = study.get_trials(deepcopy=False)
+        write_sweep_experiment(sweep_dir, list(dict.fromkeys(k.lstrip("+~") for t in trials for k in t.params)))
 
 
 def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[str],
@@ -150,6 +148,12 @@ def plots_note(study: optuna.Study, sweep_dir: str, enabled: bool) -> str:
     lines = [f"plots: being drawn in the background into {sweep_dir} (python -m sweep plots {sweep_dir} redraws them)"]
     lines += [f"  {name} not drawn: {why}" for name, why in unavailable(study).items()]
     return "\n".join(lines)
+
+
+def tensorboard_note(sweep_dir: str) -> str:
+    """How to compare the trials' runs, where the jobs wrote any."""
+    index = os.path.join(sweep_dir, "tensorboard")
+    return f"\ntensorboard --logdir {index}" if os.path.isdir(index) else ""
 
 
 def summary_table(study: optuna.Study, top: int = 5) -> str:

@@ -144,6 +144,8 @@ def build_sampler(name: str, options: Mapping[str, Any], seed: int | None,
     kwargs = dict(options or {})
     if name == "grid":
         return optuna.samplers.GridSampler(grid_of(space), seed=seed)
+    if name == "tpe":  # workers sharing a study do not all sample the point a running trial holds
+        kwargs.setdefault("constant_liar", True)
     return SAMPLERS[name](seed=seed, **kwargs)
 
 

@@ -35,7 +35,7 @@ from sweep import results, search, workers
 from sweep.errors import check
 from sweep.launch import InProcessJobs, remote_outcomes, task_config, trial_overrides
 from sweep.search import SpaceHook
-from sweep.storage import is_url, masked, open_storage
+from sweep.storage import create_or_load_study, is_url, masked, open_storage
 from sweep.sweeper_conf import SweeperConf
 from sweep.trial import OUTCOME_ATTR, Outcome, Status, StudyTrial
 
@@ -138,13 +138,8 @@ class LRSweeper:
             n_before = 0
         seed = None if c.seed is None else c.seed + n_before + 7919 * c.worker_index
         sampler = search.build_sampler(c.sampler, c.sampler_options, seed, plan.space)
-        try:
-            study = optuna.create_study(study_name=plan.study_name, storage=storage, direction=c.direction,
-                                        sampler=sampler, pruner=search.build_pruner(plan.pruner_spec),
-                                        load_if_exists=True)
-        except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
-            study = optuna.load_study(study_name=plan.study_name, storage=storage, sampler=sampler,
-                                      pruner=search.build_pruner(plan.pruner_spec))
+        study = create_or_load_study(storage, plan.study_name, c.direction, sampler,
+                                     search.build_pruner(plan.pruner_spec))
         check(study.direction.name.lower() == c.direction, "hydra.sweeper.direction", c.direction,
               f"the direction of the existing study '{plan.study_name}' ({study.direction.name.lower()})")
         if study.user_attrs.get("pruner") != plan.pruner_spec:
@@ -338,8 +333,8 @@ class LRSweeper:
         written = results.write_all(plan.sweep_dir, study, plan.storage_spec, plan.fixed, app_command())
         if self.conf.plots:
             results.plots_in_background(plan.sweep_dir, plan.storage_spec, plan.study_name)
-        log.info("%s\nresults in %s\n%s", results.summary_table(study), plan.sweep_dir,
-                 results.plots_note(study, plan.sweep_dir, self.conf.plots))
+        log.info("%s\nresults in %s\n%s%s", results.summary_table(study), plan.sweep_dir,
+                 results.plots_note(study, plan.sweep_dir, self.conf.plots), results.tensorboard_note(plan.sweep_dir))
         best = written["best"]
         if interrupted:
             return

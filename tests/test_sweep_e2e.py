@@ -214,11 +214,13 @@ def test_trials_trained_together_match_the_same_trials_one_by_one(tmp_path):
 
 
 def test_a_model_that_cannot_be_stacked_trains_its_trials_one_by_one(tmp_path):
-    d = tmp_path / "cnn"
-    proc = run_train("search=lr", *FAST, "data=digits", "model=cnn", "trainer.epochs=1", "hydra.sweeper.pruner=none",
+    d = tmp_path / "branchy"
+    proc = run_train("search=lr", *FAST, "model=custom", "model._target_=user_parts.Branchy", "data=custom",
+                     "data._target_=user_parts.blobs", "trainer.epochs=2", "hydra.sweeper.pruner=none",
                      "hydra.sweeper.n_trials=2", "hydra.sweeper.trials_per_job=2", "hydra.sweeper.plots=false",
-                     f"hydra.sweep.dir={d}", check=True)
-    assert "one after another" in proc.stdout + proc.stderr
+                     f"hydra.sweep.dir={d}", check=True, env={"PYTHONPATH": str(REPO / "tests")})
+    assert "Branchy cannot be vmapped over trials" in proc.stdout + proc.stderr
+    assert "training these 2 trials one after another" in proc.stdout + proc.stderr
     rows = read_trials(d)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
     assert all((d / r["number"] / "checkpoint.pt").exists() for r in rows)

@@ -31,6 +31,16 @@ class Net(nn.Module):
         return logits
 
 
+class Branchy(Net):
+    """Data-dependent control flow (a branch on its own activations), which vmap cannot stack."""
+
+    def forward(self, x: torch.Tensor):  # type: ignore[override]
+        h = self.features(x)
+        if h.sum() > 0:
+            return self.classifier(h)
+        return self.classifier(-h)
+
+
 class DictNet(Net):
     """Takes its inputs as keywords, as transformers models do: model(**{"x": ..., "scale": ...})."""
 
