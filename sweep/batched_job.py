@@ -7,7 +7,8 @@ the same initial weights and data order), the K are trained as one stacked model
 TensorBoard run, `status.yaml`, checkpoint and one `finish(Outcome)`. Members are independent:
 one that diverges fails alone, one that is pruned leaves the stack at the next epoch.
 
-A model that vmap cannot train (BatchNorm's running statistics, data-dependent control flow), or
+A model that vmap cannot train (data-dependent control flow, state kept outside its registered
+parameters and buffers; BatchNorm's running statistics are stacked per member and do train), or
 members that differ in what cannot be stacked (architecture, data, optimizer kind), fall back to
 training the K trials one after another in this job, with a one-line notice.
 """

@@ -15,14 +15,7 @@ from sweep.task import Task
 
 def val_sums(task: Task, output: Any, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """One member's loss sum and score sum over a batch (traced under vmap)."""
-    pred = task.prediction(output, target)
-    n = target.shape[0]
-    loss = task.loss(pred, target).float() * n
-    if task.regression:
-        score = ((pred.float() * task.std + task.mean - target.float()) ** 2).sum()
-    else:
-        score = (pred.argmax(-1) == target).sum()
-    return {"loss": loss, "score": score}
+    return task.val_sums(output, target)
 
 
 def add_sums(total: dict[str, torch.Tensor] | None, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

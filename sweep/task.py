@@ -103,6 +103,14 @@ class Task:
             return self.custom_loss(pred, target)
         return nn.functional.cross_entropy(pred.float(), target, label_smoothing=self.label_smoothing)
 
+    def val_sums(self, output: Any, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A batch's loss sum and score sum (correct answers, or squared error in the target's units)."""
+        pred = self.prediction(output, target)
+        loss = self.loss(pred, target).float() * target.shape[0]
+        if self.regression:
+            return {"loss": loss, "score": ((pred.float() * self.std + self.mean - target.float()) ** 2).sum()}
+        return {"loss": loss, "score": (pred.argmax(-1) == target).sum()}
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batches: Iterable[Any], autocast: Callable[[], Any]) -> dict[str, float]:
         """`val/loss` and `val/acc` or `val/rmse` over `batches`; one host sync, at the end."""
@@ -111,13 +119,9 @@ class Task:
         for inputs, target in batches:
             with autocast():
                 output = call_model(model, inputs)
-            pred = self.prediction(output, target)
             n = target.shape[0]
-            batch_loss = self.loss(pred, target).float() * n
-            if self.regression:
-                batch_score = ((pred.float() * self.std + self.mean - target.float()) ** 2).sum()
-            else:
-                batch_score = (pred.argmax(-1) == target).sum()
+            sums = self.val_sums(output, target)
+            batch_loss, batch_score = sums["loss"], sums["score"]
             loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
             score = batch_score if score is None else score + batch_score
             count = (count or 0) + n

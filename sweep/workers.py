@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
 import optuna
 from optuna.trial import TrialState

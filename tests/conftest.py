@@ -31,5 +31,24 @@ def read_trials(sweep_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models on a small shared CPU: torch's default thread pool makes them 10-50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def composed(*overrides: str):
+    """train.py's config composed with `overrides`, as Hydra would (no job run)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+@pytest.fixture
 def tmp_out(tmp_path: Path) -> Path:
     return tmp_path

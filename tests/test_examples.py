@@ -51,7 +51,8 @@ def test_the_app_trains_one_run(tmp_path: Path) -> None:
 def test_the_app_sweeps_with_pruning(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     run_app("-m", "search=lr", "hydra.sweeper.n_trials=5", f"hydra.sweep.dir={sweep_dir}", "trainer.epochs=6",
-            cwd=tmp_path)
+            "hydra.sweeper.n_startup_trials=1", "hydra.sweeper.n_warmup_steps=1", "hydra.sweeper.plots=false",
+            "optimizer.lr=tag(log, interval(1e-6, 0.1))", cwd=tmp_path)
     trials = read_trials(sweep_dir)
     states = {t["state"] for t in trials}
     assert len(trials) == 5

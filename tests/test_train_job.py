@@ -7,11 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import FAST, REPO, run_train
+from conftest import FAST, REPO, composed, run_train
 from sweep import config
 from sweep.cli import unknown_choice
 from sweep.data import Batches, load
@@ -25,18 +24,7 @@ from sweep.schedules import Schedule
 from sweep.trial import NoTrial
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a small shared CPU: torch's default thread pool makes them 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("overrides, key", [

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import user_parts
-from conftest import REPO, run_train
+from conftest import REPO, composed, run_train
 from sweep import data as datasets
 from sweep.errors import ConfigError
 from sweep.job import build, train_job
@@ -32,18 +32,7 @@ CUSTOM = ["model=custom", "model._target_=user_parts.Net", "data=custom", "data.
           "groups=single"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a small shared CPU: torch's default thread pool makes them 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> str:
