@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
+import os
 import runpy
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,41 @@ def test_the_rerun_line_drops_what_makes_a_sweep():
 
     fixed = ["search=lr", "trainer.epochs=2", "hydra.sweeper.n_trials=3", "+hydra/launcher=basic", "data=wine"]
     assert rerun_overrides(fixed) == ["trainer.epochs=2", "data=wine"]
+
+
+@pytest.mark.slow
+def test_in_process_trials_give_back_tensors_and_file_handles(monkeypatch, tmp_path):
+    """30 trials of the real job in this process: after each, count the live tensors and open
+    file descriptors; neither may grow from trial to trial (CUDA memory too, where there is CUDA)."""
+    import gc
+
+    import torch
+
+    from sweep.sweeper import LRSweeper
+
+    samples: list[tuple[int, int, int]] = []
+    record = LRSweeper.record
+
+    def counted(self, study, asked, outcome):
+        state = record(self, study, asked, outcome)
+        gc.collect()
+        tensors = sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+        cuda = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
+        samples.append((tensors, len(os.listdir("/proc/self/fd")), cuda))
+        return state
+
+    monkeypatch.setattr(LRSweeper, "record", counted)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py", "search=lr", "data=synthetic", "trainer.epochs=2", "trainer.threads=1",
+                                      "hydra.sweeper.n_trials=30", "hydra.sweeper.pruner=none",
+                                      "hydra.sweeper.plots=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    try:
+        runpy.run_path(str(APPS.parent.parent / "train.py"), run_name="__main__")
+    finally:
+        GlobalHydra.instance().clear()
+    assert len(samples) == 30
+    settled = samples[2]  # the first trials import and cache what every trial shares
+    for tensors, fds, cuda in samples[3:]:
+        assert tensors <= settled[0], samples
+        assert fds <= settled[1], samples
+        assert cuda <= settled[2], samples
