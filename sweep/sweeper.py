@@ -110,6 +110,9 @@ class LRSweeper:
         check(c.keep_checkpoints is None or (isinstance(c.keep_checkpoints, int) and c.keep_checkpoints >= 0),
               "hydra.sweeper.keep_checkpoints", c.keep_checkpoints, "null (keep all) or an integer >= 0")
         check(c.lr_bounds in (None, "lr_find"), "hydra.sweeper.lr_bounds", c.lr_bounds, "null or lr_find")
+        check(c.trials_per_job == 1 or self.in_process(), "hydra.sweeper.trials_per_job", c.trials_per_job,
+              "1 with a Hydra launcher other than the basic one (trials trained together run in the sweep's process)")
+        resolve_workers(c.workers)
         space, fixed = search.parse_space(dict(c.params or {}), arguments)
         check(bool(space) or bool(c.space_hook) or c.lr_bounds is not None, "hydra.sweeper.params",
               dict(c.params or {}), "at least one searched key (or a space_hook)")
@@ -127,6 +130,10 @@ class LRSweeper:
         study_name = c.study_name or os.path.basename(sweep_dir.rstrip("/")) or "lr-sweep"
         return Plan(space, list(fixed), job_cfg, search.load_hook(c.space_hook), pruner_spec, sweep_dir,
                     storage_spec, study_name)
+
+    def in_process(self) -> bool:
+        """Jobs run in this process (Hydra's basic launcher), with their trials handed over directly."""
+        return OmegaConf.select(self.config, "hydra.launcher._target_") == BASIC_LAUNCHER
 
     def open_study(self, plan: Plan) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
         """Create or load the study, with a sampler that does not replay a resumed study's trials."""
@@ -175,17 +182,14 @@ class LRSweeper:
         n_workers = resolve_workers(c.workers)
         if n_workers > 1 and WORKER_ENV not in os.environ:
             return self.run_workers(plan, n_workers)
-        self.plan = plan
+        self.sweep_dir = plan.sweep_dir
         study, storage = self.open_study(plan)
         self.lr_bounds(plan, study)
         os.makedirs(plan.sweep_dir, exist_ok=True)
         OmegaConf.save(self.config, os.path.join(plan.sweep_dir, "multirun.yaml"))  # as Hydra's launchers do
         self.heartbeat = workers.Heartbeat(storage, c.heartbeat_s)
-        in_process = OmegaConf.select(self.config, "hydra.launcher._target_") == BASIC_LAUNCHER
-        check(c.trials_per_job == 1 or in_process, "hydra.sweeper.trials_per_job", c.trials_per_job,
-              "1 with a Hydra launcher other than the basic one (trials trained together run in the sweep's process)")
         self.jobs = InProcessJobs(self.hydra_context, self.task_function, self.config, plan.fixed,
-                                  plan.job_cfg) if in_process else None
+                                  plan.job_cfg) if self.in_process() else None
         try:
             self.run_trials(plan, study, storage)
         except BaseException:
@@ -324,7 +328,7 @@ class LRSweeper:
         if keep is None:
             return
         for t in results.ranked(study)[keep:]:
-            path = os.path.join(results.job_dir(t, self.plan.sweep_dir), "checkpoint.pt")
+            path = os.path.join(results.job_dir(t, self.sweep_dir), "checkpoint.pt")
             if os.path.isfile(path):
                 os.remove(path)
 
