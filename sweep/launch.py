@@ -3,10 +3,11 @@ Hydra launcher.
 
 In-process (Hydra's basic launcher is configured): the job config depends only on the config-group
 choices, so it is composed once per distinct set of choices; each trial gets a copy with its
-values, its own job dir with the `.hydra/` records that rerun it (config.yaml, overrides.yaml,
-hydra.yaml), its own log file, and its trial handles handed over directly (`sweep.trial`). This is
-Hydra's `run_job` without what a sweep of many short trials pays for and does not need: two
-deep copies of the config and a logging reconfiguration per trial.
+values, its own job dir with the `.hydra/` records that rerun it (config.yaml, overrides.yaml; the
+`hydra` node, the same for every trial, is written once as the sweep root's multirun.yaml), its
+own log file, and its trial handles handed over directly (`sweep.trial`). This is Hydra's
+`run_job` without what a sweep of many short trials pays for and does not need: two deep copies
+of the whole config, a logging reconfiguration and three YAML files per trial.
 
 Through a launcher (joblib, submitit, ...): the trial's identity travels in the job's overrides
 (`++trial.storage`, `++trial.study_name`, `++trial.number(s)`: `++` adds the keys to an app whose
