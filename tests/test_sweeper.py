@@ -221,3 +221,27 @@ def test_in_process_trials_give_back_tensors_and_file_handles(monkeypatch, tmp_p
         assert tensors <= settled[0], samples
         assert fds <= settled[1], samples
         assert cuda <= settled[2], samples
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
+    import signal
+    import time
+
+    d = tmp_path / "wide"
+    command = [sys.executable, str(APPS / "quadratic.py"), "-m", f"hydra.sweep.dir={d}", "hydra.sweeper.n_trials=8",
+               "hydra.sweeper.workers=2", "hydra.sweeper.plots=false", "sleep_s=0.3"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((d / "study.journal").exists() and len(study(d).trials) >= 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    assert proc.wait(timeout=60) != 0
+    interrupted = study(d).trials
+    assert 0 < sum(t.state == optuna.trial.TrialState.COMPLETE for t in interrupted) < 8
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = study(d).trials
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 8
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
