@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from sweep import job
 from sweep.batched import Decision, Member, train_members
 from sweep.batched_check import NotBatchable, check_batchable, check_memory
-from sweep.loop import train_batches
+from sweep.loop import COMPLETED, Result, train_batches
 from sweep.trial import NoTrial, Outcome, Status, complete, handed_over
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,8 @@ def train_together(handles: Sequence[NoTrial]) -> float:
         for first_update, curves in r.lr_curves:
             w.lr_curves(first_update, curves)
         if r.status == Status.COMPLETE:
-            maximize = c.objective.direction == "maximize"
-            history = [m[metric] for m in r.history if metric in m]
-            value = (max(history) if maximize else min(history)) if c.objective.reduce == "best" else history[-1]
+            value = Result(COMPLETED, history=r.history).metric(metric, c.objective.reduce,
+                                                                c.objective.direction == "maximize")
             outcome = complete(value, r.epochs)
         else:
             outcome = Outcome(r.status, None, r.reason, r.epochs)

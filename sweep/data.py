@@ -114,7 +114,7 @@ def _sklearn_file(name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name  # type: ignore[union-attr]
 
 
-@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process (60 ms a trial)
+@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process, not per trial
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """Scikit-learn's 8x8 digits, pixels scaled to [0, 1]."""
     with gzip.open(_sklearn_file("digits.csv.gz"), "rt") as f:
@@ -122,7 +122,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1] / 16.0, table[:, -1].astype(np.int64)
 
 
-@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process (60 ms a trial)
+@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process, not per trial
 def _sklearn_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     """wine, breast_cancer, iris: a header line `n_samples,n_features,class names...`, then rows
     of features and the class index."""
@@ -131,7 +131,7 @@ def _sklearn_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].astype(np.float32), table[:, -1].astype(np.int64)
 
 
-@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process (60 ms a trial)
+@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process, not per trial
 def _diabetes_arrays() -> tuple[np.ndarray, np.ndarray]:
     """Scikit-learn's diabetes regression set, unscaled; the target is in its own units."""
     x = np.loadtxt(_sklearn_file("diabetes_data_raw.csv.gz"), dtype=np.float32)

@@ -7,10 +7,11 @@ values, its own job dir with the `.hydra/` records that rerun it (config.yaml, o
 `hydra` node, the same for every trial, is written once as the sweep root's multirun.yaml), its
 own log file, and its trial handles handed over directly (`sweep.trial`). This is Hydra's
 `run_job` without what a sweep of many short trials pays for and does not need: two deep copies
-of the whole config, a logging reconfiguration and three YAML files per trial.
+of the whole config, a logging reconfiguration and three YAML files per trial
+(`bench/sweeper_vs_optuna_plugin.py --profile` shows what a trial costs).
 
 Through a launcher (joblib, submitit, ...): the trial's identity travels in the job's overrides
-(`++trial.storage`, `++trial.study_name`, `++trial.number(s)`: `++` adds the keys to an app whose
+(`++trial.storage`, `++trial.study_name`, `++trial.number`: `++` adds the keys to an app whose
 config has no `trial` node), and the outcome comes back as the trial's `outcome` user attribute.
 
 Either way the result is one `Outcome` per trial: the one the job reported, else one made from
@@ -74,9 +75,8 @@ class InProcessJobs:
     """Runs trial jobs in the sweeper's process (see the module docstring).
 
     Per set of config-group choices, the composed config is split once into the job's part and the
-    `hydra` node; a trial deep-copies only the job's part (2 ms here, against 9 ms for the whole
-    config and 20+ ms for Hydra's `run_job`) and runs under the shared `hydra` node, whose
-    per-job fields (number, overrides, output dir) are set before each job.
+    `hydra` node; a trial deep-copies only the job's part and runs under the shared `hydra` node,
+    whose per-job fields (number, overrides, output dir) are set before each job.
     """
 
     def __init__(self, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
@@ -180,15 +180,13 @@ def task_config(cfg: DictConfig) -> DictConfig:
 def _write_yaml(path: Path, data: Any) -> None:
     import yaml
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 6x faster than OmegaConf.save
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml where installed: C, not Python
     path.write_text(yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True))
 
 
-def trial_overrides(storage: str, study_name: str, numbers: Sequence[int]) -> list[str]:
-    """The overrides that name a job's trials for a job in another process."""
-    key = f"++trial.number={numbers[0]}" if len(numbers) == 1 else \
-        f"++trial.numbers=[{','.join(str(n) for n in numbers)}]"
-    return [f"++trial.storage={storage}", f"++trial.study_name={study_name}", key]
+def trial_overrides(storage: str, study_name: str, number: int) -> list[str]:
+    """The overrides that name a job's trial for a job in another process."""
+    return [f"++trial.storage={storage}", f"++trial.study_name={study_name}", f"++trial.number={number}"]
 
 
 def remote_outcomes(ret: JobReturn, trial_ids: Sequence[int], storage: Any) -> list[Outcome]:

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import subprocess
 import sys
 from typing import Any, Sequence
@@ -19,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweep.storage import masked
 from sweep.trial import OUTCOME_ATTR
+from sweep.workers import FAIL_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ def rerun_overrides(fixed: Sequence[str]) -> list[str]:
 def reason(t: FrozenTrial) -> str:
     """Why a trial did not complete (the job's outcome, or the sweeper's reason for failing it)."""
     outcome = t.user_attrs.get(OUTCOME_ATTR) or {}
-    return str(t.user_attrs.get("fail_reason") or outcome.get("reason") or "")
+    return str(t.user_attrs.get(FAIL_ATTR) or outcome.get("reason") or "")
 
 
 def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = None) -> None:
@@ -117,17 +119,11 @@ def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[
         },
     }
     if best is not None:
-        out["best"]["command"] = " ".join([command] + [_shell_quote(o) for o in out["best"]["overrides"]])
+        out["best"]["command"] = " ".join([command] + [shlex.quote(o) for o in out["best"]["overrides"]])
     tmp = f"{path}.tmp"
     OmegaConf.save(OmegaConf.create(out), tmp)
     os.replace(tmp, path)
     return out
-
-
-def _shell_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def plots_in_background(sweep_dir: str, storage: str, study_name: str) -> None:

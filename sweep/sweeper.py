@@ -282,9 +282,8 @@ class LRSweeper:
 
     def run_via_launcher(self, plan: Plan, jobs: list[list[Asked]], lines: list[list[list[str]]]) -> list[list[Outcome]]:
         """Any Hydra launcher; runs of consecutive first-trial numbers, so job dirs are named by them."""
-        job_lines = [trial_lines[0] + trial_overrides(plan.storage_spec, plan.study_name,
-                                                      [a.trial.number for a in job])
-                     for job, trial_lines in zip(jobs, lines)]
+        job_lines = [trial_lines[0] + trial_overrides(plan.storage_spec, plan.study_name, job[0].trial.number)
+                     for job, trial_lines in zip(jobs, lines)]  # one trial a job: trials_per_job is 1 here
         storage = open_storage(plan.storage_spec)
         out: list[list[Outcome]] = []
         i = 0

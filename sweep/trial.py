@@ -138,16 +138,15 @@ def _trial_node(cfg: Any) -> Mapping[str, Any] | None:
 
 
 def current_trials(cfg: Any = None) -> list[NoTrial]:
-    """The trials this job trains: those handed over in this process, else those its config
-    names (`trial.number`, or `trial.numbers` for several trained together), else one NoTrial."""
+    """The trials this job trains: those handed over in this process (several when the sweeper
+    trains them together), else the one its config names (`trial.number`), else one NoTrial."""
     handed = _HANDED_OVER.get()
     if handed is not None:
         return list(handed)
     node = _trial_node(cfg)
     if node is None:
         return [NoTrial()]
-    numbers = node.get("numbers") or [node["number"]]
-    return [StudyTrial(t, remote=True) for t in _remote_trials(node["storage"], node["study_name"], numbers)]
+    return [StudyTrial(_remote_trial(node["storage"], node["study_name"], int(node["number"])), remote=True)]
 
 
 def current_trial(cfg: Any = None) -> NoTrial:
@@ -158,17 +157,16 @@ def current_trial(cfg: Any = None) -> NoTrial:
     return trials[0]
 
 
-def _remote_trials(storage_spec: str, study_name: str, numbers: Sequence[int]) -> list[Any]:
-    """The Optuna trials a sweeper in another process asked for, with the study's pruner."""
+def _remote_trial(storage_spec: str, study_name: str, number: int) -> Any:
+    """The Optuna trial a sweeper in another process asked for, with the pruner the sweeper stored
+    in the study."""
     import optuna
 
     from sweep.search import build_pruner
     from sweep.storage import open_storage
 
     storage = open_storage(storage_spec)
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    pruner = build_pruner(dict(study.user_attrs.get("pruner", {"name": "none"})))
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
     study_id = storage.get_study_id_from_name(study_name)
-    return [optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(n)))
-            for n in numbers]
+    spec = storage.get_study_user_attrs(study_id).get("pruner", {"name": "none"})
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(dict(spec)))
+    return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))

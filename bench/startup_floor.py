@@ -1,0 +1,60 @@
+"""What a sweep's fixed cost is made of, against the floor any PyTorch training app pays.
+
+Interleaved repetitions of four fresh processes, wall time each:
+- `import torch`;
+- `import torch` and one `torch.optim.SGD(...)` (torch's first optimizer constructor imports
+  torch._dynamo): the floor of any app that trains;
+- `train.py --cfg job`: lr-sweep's start-up and one config composition, no training;
+- a whole `train.py search=lr` sweep of one 1-epoch trial on the synthetic set, plots off.
+Prints medians and each arm's ratio to the floor.
+
+    .venv/bin/python bench/startup_floor.py [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def arms(tmp: str) -> dict[str, list[str]]:
+    train = [PY, str(REPO / "train.py")]
+    return {
+        "import torch": [PY, "-c", "import torch"],
+        "import torch + first optimizer (the floor)":
+            [PY, "-c", "import torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)"],
+        "train.py --cfg job (start-up, compose)": [*train, "--cfg", "job"],
+        "sweep of 1 trial x 1 epoch": [*train, "search=lr", "data=synthetic", "trainer.epochs=1",
+                                       "hydra.sweeper.n_trials=1", "hydra.sweeper.plots=false",
+                                       f"hydra.sweep.dir={tmp}/sweep"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {}
+    for rep in range(args.reps):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, command in arms(tmp).items():
+                started = time.perf_counter()
+                subprocess.run(command, cwd=tmp, check=True, capture_output=True)
+                times.setdefault(name, []).append(time.perf_counter() - started)
+    floor = statistics.median(times["import torch + first optimizer (the floor)"])
+    print(f"{args.reps} interleaved repetitions, wall seconds (median, min-max), ratio to the floor")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"  {name:44s} {median:6.2f}  ({min(values):.2f}-{max(values):.2f})  {median / floor:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
