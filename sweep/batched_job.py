@@ -60,8 +60,9 @@ def train_together(handles: Sequence[NoTrial]) -> float:
     if differing:
         return one_by_one(handles, f"the trials differ in {', '.join(differing)}")
     built = [job.build(c) for c in configs]
-    first, tr = built[0], configs[0].trainer
-    batch = next(iter(train_batches(first.data, int(tr.batch_size), first.device, int(tr.seed))))
+    first = built[0]
+    tr, objective = first.settings["trainer"], first.settings["objective"]
+    batch = next(iter(train_batches(first.data, int(tr["batch_size"]), first.device, int(tr["seed"]))))
     try:
         check_batchable(first.model, batch, first.task)
     except NotBatchable as err:
@@ -70,8 +71,8 @@ def train_together(handles: Sequence[NoTrial]) -> float:
     check_memory(len(handles), first.model, first.device, kind, batch, first.task)
     log.info("training trials %s together (%d members, device %s)\n%s", ",".join(str(h.number) for h in handles),
              len(handles), first.device, first.table)
-    writers = [job.open_writer(c, b, h.job_dir) for c, b, h in zip(configs, built, handles)]
-    metric = str(configs[0].objective.metric)
+    writers = [job.open_writer(b, h.job_dir) for b, h in zip(built, handles)]
+    metric = str(objective["metric"])
     steps = first.schedule.steps_per_epoch
 
     def on_epoch_end(k: int, epoch: int, metrics: dict[str, float]) -> Decision:
@@ -81,25 +82,25 @@ def train_together(handles: Sequence[NoTrial]) -> float:
 
     try:
         results = train_members([Member(b.model, b.optimizer, b.schedule) for b in built], first.data,
-                                OmegaConf.to_container(tr, resolve=True), first.task, on_epoch_end, metric)
+                                tr, first.task, on_epoch_end, metric)
     except BaseException as err:
-        for c, b, h, w in zip(configs, built, handles, writers):
-            job.close_writer(w, c, b, h, Status.FAILED.value)
+        for b, h, w in zip(built, handles, writers):
+            job.close_writer(w, b, h, Status.FAILED.value)
             h.finish(Outcome(Status.FAILED, None, f"{type(err).__name__}: {err}".splitlines()[0]))
         raise
     values = []
-    for c, b, h, w, r in zip(configs, built, handles, writers, results):
+    for b, h, w, r in zip(built, handles, writers, results):
         for first_update, curves in r.lr_curves:
             w.lr_curves(first_update, curves)
         if r.status == Status.COMPLETE:
-            value = Result(COMPLETED, history=r.history).metric(metric, c.objective.reduce,
-                                                                c.objective.direction == "maximize")
+            value = Result(COMPLETED, history=r.history).metric(metric, objective["reduce"],
+                                                                objective["direction"] == "maximize")
             outcome = complete(value, r.epochs)
         else:
             outcome = Outcome(r.status, None, r.reason, r.epochs)
-        job.close_writer(w, c, b, h, outcome.status.value)
+        job.close_writer(w, b, h, outcome.status.value)
         if r.state_dict is not None:
             b.model.load_state_dict(r.state_dict)
-        job.conclude(c, h.job_dir, outcome, b.model, r.updates, h)
+        job.conclude(b, h.job_dir, outcome, r.updates, h)
         values.append(outcome.value if outcome.status == Status.COMPLETE else float("nan"))
     return values[0]

@@ -47,18 +47,29 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def hparams_of(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
-    """The core settings plus every key the command line or the sweeper set."""
+def hparams_of(settings: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The core settings plus every key the command line or the sweeper set (`settings`: the
+    run's resolved config, `Built.settings`)."""
     keys = list(HPARAM_KEYS) + [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o]
     out = {}
     for key in dict.fromkeys(keys):
         if key.startswith(("trial.", "hydra.")):
             continue
-        value = OmegaConf.select(cfg, key, default=None)
-        if isinstance(value, DictConfig):
+        value = lookup(settings, key)
+        if isinstance(value, dict):
             value = value.get("name", str(value))
         out[key] = value if isinstance(value, (int, float, str, bool)) else str(value)
     return out
+
+
+def lookup(settings: dict[str, Any], key: str) -> Any:
+    """`settings["a"]["b"]` for the dotted key "a.b"; None where a part is missing."""
+    node: Any = settings
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def job_dir() -> str:
@@ -98,6 +109,8 @@ class Built:
     `data` is a `sweep.data.DataSet` (tensors) or `sweep.data.Datasets` (the user's datasets);
     iterate it with `sweep.loop.train_batches(built.data, batch_size, built.device, seed)` and
     compute a batch's loss with `sweep.loop.batch_loss(built.model, batch, built.task, autocast)`.
+    `settings` is the run's config resolved into plain dicts, with what the data told filled in:
+    what the run reads its settings from, and what its checkpoint records.
     """
 
     model: nn.Module
@@ -107,76 +120,93 @@ class Built:
     device: torch.device
     table: str
     task: Task
+    settings: dict[str, Any]
 
 
-def data_config(cfg: DictConfig) -> dict[str, Any]:
-    """The data node as a plain dict, with the task's name (data=csv reads it)."""
-    out = OmegaConf.to_container(cfg.data, resolve=True)
-    task_cfg = cfg.get("task")
-    out["task"] = task_cfg.get("name") if task_cfg is not None else None
-    return out
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The whole config as plain dicts, every `${...}` resolved: done once per run, since each read
+    of an interpolated DictConfig value parses it again (most of a short trial's config cost)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def fill_data_info(cfg: DictConfig, data: datasets.Data, task: Task) -> None:
+def data_config(settings: dict[str, Any]) -> dict[str, Any]:
+    """The data node, with the task's name (data=csv reads it)."""
+    task_cfg = settings.get("task")
+    return {**settings["data"], "task": task_cfg.get("name") if task_cfg is not None else None}
+
+
+def fill_data_info(cfg: DictConfig, settings: dict[str, Any], data: datasets.Data, task: Task) -> None:
     """Write what the data knows (num_features, num_classes, num_outputs) into `cfg.data`, where the
-    user left it null, so the model config's `${data.num_outputs}` and the like resolve. The output
-    width is the class count (the user's, where they set one) or 1 for regression."""
+    user left it null, so the model config's `${data.num_outputs}` and the like resolve; then
+    resolve again, in `settings`, the nodes that read `data.`. The output width is the class count
+    (the user's, where they set one) or 1 for regression."""
+    known = {"num_features": data.num_features, "num_classes": data.num_classes}
+    filled = {k: v for k, v in known.items() if settings["data"].get(k) is None}
+    if settings["data"].get("num_outputs") is None:
+        filled["num_outputs"] = 1 if task.regression else filled.get("num_classes", settings["data"]["num_classes"])
+    if not filled:
+        return
     with open_dict(cfg.data):
-        for key in ("num_features", "num_classes"):
-            if cfg.data.get(key) is None:
-                cfg.data[key] = getattr(data, key)
-        if cfg.data.get("num_outputs") is None:
-            cfg.data.num_outputs = 1 if task.regression else cfg.data.num_classes
+        for key, value in filled.items():
+            cfg.data[key] = value
+    settings["data"].update(filled)
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    for key, node in raw.items():
+        if key != "data" and "${data." in repr(node):
+            value = cfg[key]
+            settings[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def model_config(cfg: DictConfig) -> dict[str, Any]:
+def model_config(cfg: DictConfig, settings: dict[str, Any]) -> dict[str, Any]:
     """The model node resolved; a size it takes from the data that the data does not know (a
     custom dataset without `classes`) is a one-line error saying which key to set."""
     raw = OmegaConf.to_container(cfg.model, resolve=False)
-    resolved = OmegaConf.to_container(cfg.model, resolve=True)
+    model = settings["model"]
     for key, value in raw.items():
-        if isinstance(value, str) and "${data.num_" in value and resolved.get(key) is None:
+        if isinstance(value, str) and "${data.num_" in value and model.get(key) is None:
             name = value[value.index("${") + 2:value.index("}")]
             hint = "data.num_classes" if name == "data.num_outputs" else name  # outputs follow the classes
             raise ConfigError(name, None, f"a number for model.{key}; the data does not say, so set {hint}=...")
-    return resolved
+    return model
 
 
-def first_update_lr(cfg: DictConfig, schedule: Schedule) -> float:
+def first_update_lr(settings: dict[str, Any], schedule: Schedule) -> float:
     """optimizer.lr times the schedule's factor at the first update: the base LR the group table
     shows (a piecewise list or a warmup starts elsewhere than optimizer.lr)."""
-    return float(cfg.optimizer.lr) * schedule.factor(0)
+    return float(settings["optimizer"]["lr"]) * schedule.factor(0)
 
 
 def build(cfg: DictConfig) -> Built:
     """Check the config, then make data, task, model (with its pretrained weights), groups,
     optimizer, schedule. Fills `cfg.data.num_features/num_classes/num_outputs` from the data."""
-    config.validate(cfg)
-    tr = cfg.trainer
-    seed_everything(int(tr.seed), bool(tr.deterministic))
+    settings = resolved(cfg)
+    config.validate(settings)
+    tr = settings["trainer"]
+    seed_everything(int(tr["seed"]), bool(tr["deterministic"]))
     if tr.get("threads"):
-        torch.set_num_threads(int(tr.threads))
-    device = pick_device(tr.device)
-    data = datasets.load(data_config(cfg))
-    task_cfg = OmegaConf.to_container(cfg.task, resolve=True) if cfg.get("task") is not None else None
-    task = build_task(task_cfg, lambda: datasets.train_targets(data))
-    if data.kind and data.kind != task.name and cfg.data.name != "custom":
-        raise ConfigError("task", task.name, f"task={data.kind} for data={cfg.data.name}, whose target is "
+        torch.set_num_threads(int(tr["threads"]))
+    device = pick_device(tr["device"])
+    data = datasets.load(data_config(settings))
+    task = build_task(settings.get("task"), lambda: datasets.train_targets(data))
+    data_name = settings["data"].get("name")
+    if data.kind and data.kind != task.name and data_name != "custom":
+        raise ConfigError("task", task.name, f"task={data.kind} for data={data_name}, whose target is "
                           f"{'a class label' if data.kind == 'classification' else 'a number'}")
-    fill_data_info(cfg, data, task)
-    model = build_model(model_config(cfg))
+    fill_data_info(cfg, settings, data, task)
+    model = build_model(model_config(cfg, settings))
     model.to(device)
-    if cfg.model.get("init_from"):
-        load_backbone(model, str(cfg.model.init_from), cfg.model.get("init_prefix"))
-    groups_cfg = OmegaConf.to_container(cfg.groups, resolve=True)
+    model_cfg = settings["model"]
+    if model_cfg.get("init_from"):
+        load_backbone(model, str(model_cfg["init_from"]), model_cfg.get("init_prefix"))
+    groups_cfg = settings["groups"]
     groups = build_groups(model, groups_cfg)
     decay_norm_bias = bool(groups_cfg.get("decay_norm_bias", False))
-    optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True), groups, decay_norm_bias)
-    schedule = Schedule(OmegaConf.to_container(cfg.schedule, resolve=True), float(cfg.optimizer.lr),
-                        datasets.steps_per_epoch(data, int(tr.batch_size)), int(tr.epochs))
-    table = group_table(groups, first_update_lr(cfg, schedule), float(cfg.optimizer.get("weight_decay", 0.0)),
-                        decay_norm_bias)
-    return Built(model, optimizer, schedule, data, device, table, task)
+    optimizer = build_optimizer(settings["optimizer"], groups, decay_norm_bias)
+    schedule = Schedule(settings["schedule"], float(settings["optimizer"]["lr"]),
+                        datasets.steps_per_epoch(data, int(tr["batch_size"])), int(tr["epochs"]))
+    table = group_table(groups, first_update_lr(settings, schedule),
+                        float(settings["optimizer"].get("weight_decay", 0.0)), decay_norm_bias)
+    return Built(model, optimizer, schedule, data, device, table, task, settings)
 
 
 def outcome_of(result: Result, value: float) -> Outcome:
@@ -193,35 +223,36 @@ def end_of_run_lines(out: str) -> str:
     return f"outputs: {out}\ntensorboard --logdir {os.path.join(out, 'tensorboard')}"
 
 
-def open_writer(cfg: DictConfig, b: Built, out: str) -> RunWriter:
+def open_writer(b: Built, out: str) -> RunWriter:
     """The run's TensorBoard writer (in a sweep, also linked into `<sweep dir>/tensorboard/<number>`)."""
     main = b.task.metrics[0]  # val/acc or val/rmse: TensorBoard's best/<main> curve
-    return RunWriter(os.path.join(out, "tensorboard"), total_updates=b.schedule.steps_per_epoch * int(cfg.trainer.epochs),
+    epochs = int(b.settings["trainer"]["epochs"])
+    return RunWriter(os.path.join(out, "tensorboard"), total_updates=b.schedule.steps_per_epoch * epochs,
                      objective=main, maximize=direction_of(main) == "maximize")
 
 
-def close_writer(writer: RunWriter, cfg: DictConfig, b: Built, trial: trials.NoTrial, status: str) -> None:
+def close_writer(writer: RunWriter, b: Built, trial: trials.NoTrial, status: str) -> None:
     """The run's HPARAMS session, written at its end with its real status: every set and searched
     key (the searched ones marked as varying) and each group's peak LR."""
     main = b.task.metrics[0]
     peaks = {pg["name"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
-    writer.finish(hparams_of(cfg, task_overrides()), status, searched=[k.lstrip("+~") for k in trial.params],
+    writer.finish(hparams_of(b.settings, task_overrides()), status, searched=[k.lstrip("+~") for k in trial.params],
                   peaks=peaks, metric_tags=[main, "val/loss", "best/" + main.replace("/", "_")])
 
 
-def conclude(cfg: DictConfig, out: str, outcome: Outcome, model: nn.Module, updates: int,
-             trial: trials.NoTrial) -> None:
-    """The end of a run: `status.yaml`, the checkpoint of a complete run, and the one `finish`."""
-    tr = cfg.trainer
+def conclude(b: Built, out: str, outcome: Outcome, updates: int, trial: trials.NoTrial) -> None:
+    """The end of a run: `status.yaml`, the checkpoint of a complete run (the model as `b` holds
+    it, and the run's resolved config), and the one `finish`."""
+    tr, objective = b.settings["trainer"], b.settings["objective"]
     write_status(out, outcome)
     if outcome.status == Status.COMPLETE:
-        meta = {"epochs": outcome.epochs, "updates": updates, "config": OmegaConf.to_container(cfg, resolve=True)}
-        save_checkpoint(os.path.join(out, "checkpoint.pt"), model, meta)
+        meta = {"epochs": outcome.epochs, "updates": updates, "config": b.settings}
+        save_checkpoint(os.path.join(out, "checkpoint.pt"), b.model, meta)
         if tr.get("save_to"):  # a fixed path (relative to the launch dir) that model.init_from can name
-            os.makedirs(os.path.dirname(os.path.abspath(str(tr.save_to))), exist_ok=True)
-            save_checkpoint(str(tr.save_to), model, meta)
-            log.info("checkpoint saved to %s", tr.save_to)
-        log.info("%s (%s) = %.4f", cfg.objective.metric, cfg.objective.reduce, outcome.value)
+            os.makedirs(os.path.dirname(os.path.abspath(str(tr["save_to"]))), exist_ok=True)
+            save_checkpoint(str(tr["save_to"]), b.model, meta)
+            log.info("checkpoint saved to %s", tr["save_to"])
+        log.info("%s (%s) = %.4f", objective["metric"], objective["reduce"], outcome.value)
     trial.finish(outcome)
 
 
@@ -238,14 +269,13 @@ def train_job(cfg: DictConfig) -> float:
     out, writer, b, status = trial.job_dir or job_dir(), None, None, Status.FAILED.value
     try:
         b = build(cfg)
-        data, tr = b.data, cfg.trainer
+        data, objective = b.data, b.settings["objective"]
         log.info("device %s, %d train / %d val samples, %d updates per epoch, task %s\n%s", b.device,
                  data.n_train, data.n_val, b.schedule.steps_per_epoch, b.task.name, b.table)
-        metric, maximize = str(cfg.objective.metric), cfg.objective.direction == "maximize"
-        writer = open_writer(cfg, b, out)
-        result = train(b.model, b.optimizer, b.schedule, data, OmegaConf.to_container(tr, resolve=True),
-                       writer, trial, metric, b.task)
-        outcome = outcome_of(result, result.metric(metric, cfg.objective.reduce, maximize))
+        metric, maximize = str(objective["metric"]), objective["direction"] == "maximize"
+        writer = open_writer(b, out)
+        result = train(b.model, b.optimizer, b.schedule, data, b.settings["trainer"], writer, trial, metric, b.task)
+        outcome = outcome_of(result, result.metric(metric, objective["reduce"], maximize))
         status = outcome.status.value
     except BaseException as err:
         outcome = Outcome(Status.FAILED, None, f"{type(err).__name__}: {err}".splitlines()[0])
@@ -254,8 +284,8 @@ def train_job(cfg: DictConfig) -> float:
         raise
     finally:
         if writer is not None:
-            close_writer(writer, cfg, b, trial, status)
-    conclude(cfg, out, outcome, b.model, result.updates, trial)
+            close_writer(writer, b, trial, status)
+    conclude(b, out, outcome, result.updates, trial)
     if not in_multirun():
         log.info(end_of_run_lines(out))
     return outcome.value if outcome.status == Status.COMPLETE else float("nan")

@@ -19,7 +19,9 @@ file, without SummaryWriter's queue thread (about 17 us per update on this machi
 0.6 ms update; see bench/job_vs_hand_loop.py).
 
 HPARAMS: the session (start and end time, status, hyperparameters, metrics) is written when the run
-ENDS, with its real status: complete -> success, failed/diverged -> failure, pruned -> unknown (the
+ENDS, into a small event file of its own beside the run's (`*.session`; TensorBoard reads every
+event file of a run, so the sweep's experiment is built from these without reading any LR curve),
+with its real status: complete -> success, failed/diverged -> failure, pruned -> unknown (the
 plugin has no "pruned"; the `status` column says which). The experiment that declares the columns
 is written once: in the run for a single run, at the sweep root for a sweep (`write_sweep_experiment`),
 never in a trial's run, since TensorBoard uses the first experiment it finds. Searched keys are
@@ -52,6 +54,7 @@ AUTO = "auto"
 MAX_LR_POINTS = 1000  # TensorBoard keeps this many points per scalar tag by default
 DEFAULT_METRICS = ("val/acc", "val/loss", "train/loss", "best/val_acc")
 EXPERIMENT_SUFFIX = ".experiment"
+SESSION_SUFFIX = ".session"  # a run's HPARAMS session, in a small file of its own (see RunWriter.finish)
 LR_CHART = ("lr", "lr/* (every group)", r"lr/.*")  # custom-scalars category, chart title, tag regex
 
 STATUS_TO_TB = {
@@ -209,13 +212,18 @@ def sweep_of(log_dir: str) -> tuple[str, str] | None:
 
 
 def run_sessions(index_dir: str) -> list[dict[str, Any]]:
-    """The hyperparameters of every finished run under `index_dir` (as their sessions recorded them)."""
+    """The hyperparameters of every finished run under `index_dir` (as their sessions recorded them):
+    read from each run's small session file, or from all its events where it has none."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     sessions = []
     for entry in sorted(os.listdir(index_dir)) if os.path.isdir(index_dir) else []:
         run = os.path.join(index_dir, entry)
-        for path in sorted(glob.glob(os.path.join(run, "events.out.tfevents.*"))) if os.path.isdir(run) else []:
+        if not os.path.isdir(run):
+            continue
+        paths = sorted(glob.glob(os.path.join(run, f"events.out.tfevents.*{SESSION_SUFFIX}"))) or \
+            sorted(glob.glob(os.path.join(run, "events.out.tfevents.*")))
+        for path in paths:
             for event in EventFileLoader(path).Load():
                 for value in event.summary.value:
                     if value.tag != hp_metadata.SESSION_START_INFO_TAG:
@@ -367,9 +375,13 @@ class RunWriter:
             exp = experiment([values], list(searched), metric_tags)
             summaries.insert(0, _hparams_value(hp_metadata.EXPERIMENT_TAG,
                                                plugin_data_pb2.HParamsPluginData(experiment=exp)))
-        self.events.summary(summaries, self._last_step)
-        self.finished = True
         self.events.close()
+        # In a file of its own, named after the run's events so TensorBoard reads it last: the sweep's
+        # experiment (run_sessions) reads these few bytes, not every LR point of every trial.
+        session = EventFile(self.log_dir, SESSION_SUFFIX)
+        session.summary(summaries, self._last_step)
+        session.close()
+        self.finished = True
 
     def close(self, status: Any = "unknown") -> None:
         """Close; a run that never called finish() but gave hparams() gets a session with `status`."""

