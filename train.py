@@ -25,6 +25,6 @@ if __name__ == "__main__":
 
     check_command_line(sys.argv[1:], CONF_DIR)  # unknown options and keys: one line, exit 2
     main()
-    from sweep.fast_exit import exit_now
+    from sweep.fast_exit import end_of_program
 
-    exit_now(0)  # finished: skip the interpreter's second-long teardown of torch (sweep/fast_exit.py)
+    end_of_program()  # finished: skip the interpreter's second-long teardown of torch (sweep/fast_exit.py)

@@ -4,6 +4,8 @@ Interleaved repetitions of four fresh processes, wall time each:
 - `import torch`;
 - `import torch` and one `torch.optim.SGD(...)` (torch's first optimizer constructor imports
   torch._dynamo): the floor of any app that trains;
+- the same, ending with `os._exit(0)`: the floor less the interpreter's teardown of those modules,
+  which train.py skips once a run has finished (sweep/fast_exit.py);
 - `train.py --cfg job`: lr-sweep's start-up and one config composition, no training;
 - a whole `train.py search=lr` sweep of one 1-epoch trial on the synthetic set, plots off.
 Prints medians and each arm's ratio to the floor.
@@ -31,6 +33,9 @@ def arms(tmp: str) -> dict[str, list[str]]:
         "import torch": [PY, "-c", "import torch"],
         "import torch + first optimizer (the floor)":
             [PY, "-c", "import torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)"],
+        "the floor, exit without teardown":
+            [PY, "-c", "import os, torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1); "
+                       "os._exit(0)"],
         "train.py --cfg job (start-up, compose)": [*train, "--cfg", "job"],
         "sweep of 1 trial x 1 epoch": [*train, "search=lr", "data=synthetic", "trainer.epochs=1",
                                        "hydra.sweeper.n_trials=1", "hydra.sweeper.plots=false",

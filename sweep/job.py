@@ -152,7 +152,8 @@ def fill_data_info(cfg: DictConfig, settings: dict[str, Any], data: datasets.Dat
     settings["data"].update(filled)
     raw = OmegaConf.to_container(cfg, resolve=False)
     for key, node in raw.items():
-        if key != "data" and "${data." in repr(node):
+        text = repr(node)
+        if key != "data" and "${" in text and "data." in text:  # ${data.x}, ${oc.select:data.x,1}, ...
             value = cfg[key]
             settings[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
