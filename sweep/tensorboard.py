@@ -46,9 +46,11 @@ from typing import Any, Iterable, Mapping, Sequence
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.compat.proto.types_pb2 import DT_FLOAT, DT_STRING
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-from tensorboard.plugins.hparams import metadata as hp_metadata
-from tensorboard.summary.writer.record_writer import RecordWriter
+
+from sweep.tfrecord import read_records, record
 
 AUTO = "auto"
 MAX_LR_POINTS = 1000  # TensorBoard keeps this many points per scalar tag by default
@@ -56,6 +58,14 @@ DEFAULT_METRICS = ("val/acc", "val/loss", "train/loss", "best/val_acc")
 EXPERIMENT_SUFFIX = ".experiment"
 SESSION_SUFFIX = ".session"  # a run's HPARAMS session, in a small file of its own (see RunWriter.finish)
 LR_CHART = ("lr", "lr/* (every group)", r"lr/.*")  # custom-scalars category, chart title, tag regex
+
+# The HPARAMS plugin's names, as tensorboard.plugins.hparams.metadata defines them (that module is
+# not imported: it imports TensorBoard's TensorFlow stub, see sweep/tfrecord.py).
+HPARAMS_PLUGIN, HPARAMS_DATA_VERSION = "hparams", 0
+EXPERIMENT_TAG = "_hparams_/experiment"
+SESSION_START_INFO_TAG = "_hparams_/session_start_info"
+SESSION_END_INFO_TAG = "_hparams_/session_end_info"
+NULL_TENSOR = TensorProto(dtype=DT_FLOAT, tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=0)]))
 
 STATUS_TO_TB = {
     "complete": api_pb2.STATUS_SUCCESS, "completed": api_pb2.STATUS_SUCCESS,
@@ -74,12 +84,11 @@ class EventFile:
         name = f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}{suffix}"
         self.path = os.path.join(log_dir, name)
         self._file = open(self.path, "wb")
-        self._records = RecordWriter(self._file)
         self.write(Event(wall_time=time.time(), step=0, file_version="brain.Event:2"))
         self.flush()
 
     def write(self, event: Event) -> None:
-        self._records.write(event.SerializeToString())
+        self._file.write(record(event.SerializeToString()))
 
     def summary(self, values: Sequence[Summary.Value], step: int, wall_time: float | None = None) -> None:
         self.write(Event(wall_time=time.time() if wall_time is None else wall_time, step=int(step),
@@ -99,12 +108,12 @@ def _scalar(tag: str, value: float) -> Summary.Value:
 
 def _plugin_value(tag: str, plugin: str, content: bytes, tensor: TensorProto | None = None) -> Summary.Value:
     meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=plugin, content=content))
-    return Summary.Value(tag=tag, metadata=meta, tensor=tensor or hp_metadata.NULL_TENSOR)
+    return Summary.Value(tag=tag, metadata=meta, tensor=tensor or NULL_TENSOR)
 
 
 def _hparams_value(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary.Value:
-    data.version = hp_metadata.PLUGIN_DATA_VERSION
-    return _plugin_value(tag, hp_metadata.PLUGIN_NAME, data.SerializeToString())
+    data.version = HPARAMS_DATA_VERSION
+    return _plugin_value(tag, HPARAMS_PLUGIN, data.SerializeToString())
 
 
 def lr_layout_value() -> Summary.Value:
@@ -114,7 +123,7 @@ def lr_layout_value() -> Summary.Value:
     category, title, regex = LR_CHART
     layout = layout_pb2.Layout(category=[layout_pb2.Category(title=category, chart=[
         layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=[regex]))])])
-    tensor = TensorProto(dtype=7, string_val=[layout.SerializeToString()])  # DT_STRING
+    tensor = TensorProto(dtype=DT_STRING, string_val=[layout.SerializeToString()])
     return _plugin_value("custom_scalars__config__", "custom_scalars", b"", tensor)
 
 
@@ -195,7 +204,7 @@ def _write_experiment_file(log_dir: str, exp: api_pb2.Experiment) -> str:
     for old in glob.glob(os.path.join(log_dir, f"events.out.tfevents.*{EXPERIMENT_SUFFIX}")):
         os.remove(old)
     events = EventFile(log_dir, EXPERIMENT_SUFFIX)
-    events.summary([_hparams_value(hp_metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=exp)),
+    events.summary([_hparams_value(EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=exp)),
                     lr_layout_value()], 0)
     events.close()
     return events.path
@@ -214,8 +223,6 @@ def sweep_of(log_dir: str) -> tuple[str, str] | None:
 def run_sessions(index_dir: str) -> list[dict[str, Any]]:
     """The hyperparameters of every finished run under `index_dir` (as their sessions recorded them):
     read from each run's small session file, or from all its events where it has none."""
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-
     sessions = []
     for entry in sorted(os.listdir(index_dir)) if os.path.isdir(index_dir) else []:
         run = os.path.join(index_dir, entry)
@@ -224,11 +231,12 @@ def run_sessions(index_dir: str) -> list[dict[str, Any]]:
         paths = sorted(glob.glob(os.path.join(run, f"events.out.tfevents.*{SESSION_SUFFIX}"))) or \
             sorted(glob.glob(os.path.join(run, "events.out.tfevents.*")))
         for path in paths:
-            for event in EventFileLoader(path).Load():
-                for value in event.summary.value:
-                    if value.tag != hp_metadata.SESSION_START_INFO_TAG:
+            for data in read_records(path):
+                for value in Event.FromString(data).summary.value:
+                    if value.tag != SESSION_START_INFO_TAG:
                         continue
-                    info = hp_metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+                    plugin_data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    info = plugin_data.session_start_info
                     sessions.append({k: _unpack(v) for k, v in info.hparams.items()})
     return sessions
 
@@ -367,13 +375,13 @@ class RunWriter:
             _set(start.hparams[key], value)
         end = plugin_data_pb2.SessionEndInfo(status=STATUS_TO_TB.get(status_text, api_pb2.STATUS_UNKNOWN),
                                              end_time_secs=time.time())
-        summaries = [_hparams_value(hp_metadata.SESSION_START_INFO_TAG,
+        summaries = [_hparams_value(SESSION_START_INFO_TAG,
                                     plugin_data_pb2.HParamsPluginData(session_start_info=start)),
-                     _hparams_value(hp_metadata.SESSION_END_INFO_TAG,
+                     _hparams_value(SESSION_END_INFO_TAG,
                                     plugin_data_pb2.HParamsPluginData(session_end_info=end))]
         if self.sweep_dir is None:  # a run of its own declares its columns itself
             exp = experiment([values], list(searched), metric_tags)
-            summaries.insert(0, _hparams_value(hp_metadata.EXPERIMENT_TAG,
+            summaries.insert(0, _hparams_value(EXPERIMENT_TAG,
                                                plugin_data_pb2.HParamsPluginData(experiment=exp)))
         self.events.close()
         # In a file of its own, named after the run's events so TensorBoard reads it last: the sweep's

@@ -300,3 +300,36 @@ def test_without_searched_keys_the_varying_ones_come_first():
     infos = experiment(sessions).hparam_infos
     assert [(i.name, i.differs) for i in infos] == [
         ("optimizer.lr", True), ("peak_lr/head", False), ("trainer.epochs", False)]  # no 'None' column
+
+
+def test_records_and_hparams_names_match_tensorboards_own():
+    """The event-file format and the HPARAMS names are written without TensorBoard's TensorFlow stub
+    (a quarter second of start-up): they must equal what TensorBoard's own modules produce."""
+    import random
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_masked_crc32c
+    from tensorboard.plugins.hparams import metadata
+
+    from sweep import tensorboard as ours
+    from sweep.tfrecord import masked_crc32c
+
+    rng = random.Random(0)
+    for n in (0, 1, 7, 8, 64, 1000):
+        data = bytes(rng.randrange(256) for _ in range(n))
+        assert masked_crc32c(data) == tb_masked_crc32c(data)
+    assert (ours.HPARAMS_PLUGIN, ours.HPARAMS_DATA_VERSION) == (metadata.PLUGIN_NAME, metadata.PLUGIN_DATA_VERSION)
+    assert (ours.EXPERIMENT_TAG, ours.SESSION_START_INFO_TAG, ours.SESSION_END_INFO_TAG) == (
+        metadata.EXPERIMENT_TAG, metadata.SESSION_START_INFO_TAG, metadata.SESSION_END_INFO_TAG)
+    assert ours.NULL_TENSOR.SerializeToString() == metadata.NULL_TENSOR.SerializeToString()
+
+
+def test_reading_stops_at_a_record_cut_short_or_corrupt(tmp_path):
+    from sweep.tfrecord import read_records, record
+
+    path = tmp_path / "events"
+    path.write_bytes(record(b"first") + record(b"second") + record(b"third")[:-3])  # the last one cut short
+    assert list(read_records(str(path))) == [b"first", b"second"]
+    damaged = bytearray(record(b"first") + record(b"second"))
+    damaged[-6] ^= 0xFF  # a flipped byte in the second record's data
+    path.write_bytes(bytes(damaged))
+    assert list(read_records(str(path))) == [b"first"]
