@@ -82,6 +82,11 @@ def test_job_dirs_hold_the_records_that_rerun_a_trial(monkeypatch, tmp_path):
     assert (d / "multirun.yaml").exists()
 
 
+def test_each_job_gets_its_own_config_in_struct_mode_as_hydra_gives_it(monkeypatch, tmp_path):
+    d = sweep(monkeypatch, tmp_path, "hydra.sweeper.n_trials=3", "probe_config=true")
+    assert [(d / str(n) / "probe.txt").read_text() for n in range(3)] == ["struct=True own=True"] * 3
+
+
 def test_a_job_that_prunes_itself_is_recorded_pruned(monkeypatch, tmp_path):
     d = sweep(monkeypatch, tmp_path, "steps=6", "hydra.sweeper.n_trials=8", "hydra.sweeper.pruner=median",
               "hydra.sweeper.n_startup_trials=1", "hydra.sweeper.n_warmup_steps=0")

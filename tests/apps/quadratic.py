@@ -18,6 +18,8 @@ def main(cfg: DictConfig) -> float:
     from sweep.trial import Outcome, Status, complete
 
     trial = sweep.current_trial(cfg)
+    if cfg.probe_config:
+        probe_config(cfg)
     x, y = float(cfg.x), float(cfg.y)
     if cfg.fail_above is not None and x > cfg.fail_above:
         raise ValueError(f"x={x} is too large for this app")
@@ -38,6 +40,24 @@ def main(cfg: DictConfig) -> float:
             f.write(str(value))
     trial.finish(complete(value, cfg.steps))
     return value
+
+
+def probe_config(cfg: DictConfig) -> None:
+    """Write into the job dir whether the job's config is in struct mode (as Hydra hands it over)
+    and whether it is this job's own (no mark from an earlier job), then leave a mark."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    try:
+        cfg.new_key = 1
+        struct = False
+    except Exception:  # noqa: BLE001 - omegaconf's ConfigAttributeError in struct mode
+        struct = True
+    own = "marked_by_a_job" not in cfg
+    with open_dict(cfg):
+        cfg.marked_by_a_job = True
+    with open(os.path.join(HydraConfig.get().runtime.output_dir, "probe.txt"), "w") as f:
+        f.write(f"struct={struct} own={own}")
 
 
 if __name__ == "__main__":
