@@ -135,27 +135,19 @@ def data_config(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings["data"], "task": task_cfg.get("name") if task_cfg is not None else None}
 
 
-def fill_data_info(cfg: DictConfig, settings: dict[str, Any], data: datasets.Data, task: Task) -> None:
+def fill_data_info(cfg: DictConfig, settings: dict[str, Any], data: datasets.Data, task: Task) -> bool:
     """Write what the data knows (num_features, num_classes, num_outputs) into `cfg.data`, where the
-    user left it null, so the model config's `${data.num_outputs}` and the like resolve; then
-    resolve again, in `settings`, the nodes that read `data.`. The output width is the class count
-    (the user's, where they set one) or 1 for regression."""
+    user left it null, so the model config's `${data.num_outputs}` and the like resolve. The output
+    width is the class count (the user's, where they set one) or 1 for regression. Says whether
+    it filled anything in (the config's resolved values are then stale)."""
     known = {"num_features": data.num_features, "num_classes": data.num_classes}
     filled = {k: v for k, v in known.items() if settings["data"].get(k) is None}
     if settings["data"].get("num_outputs") is None:
         filled["num_outputs"] = 1 if task.regression else filled.get("num_classes", settings["data"]["num_classes"])
-    if not filled:
-        return
     with open_dict(cfg.data):
         for key, value in filled.items():
             cfg.data[key] = value
-    settings["data"].update(filled)
-    raw = OmegaConf.to_container(cfg, resolve=False)
-    for key, node in raw.items():
-        text = repr(node)
-        if key != "data" and "${" in text and "data." in text:  # ${data.x}, ${oc.select:data.x,1}, ...
-            value = cfg[key]
-            settings[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return bool(filled)
 
 
 def model_config(cfg: DictConfig, settings: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +185,8 @@ def build(cfg: DictConfig) -> Built:
     if data.kind and data.kind != task.name and data_name != "custom":
         raise ConfigError("task", task.name, f"task={data.kind} for data={data_name}, whose target is "
                           f"{'a class label' if data.kind == 'classification' else 'a number'}")
-    fill_data_info(cfg, settings, data, task)
+    if fill_data_info(cfg, settings, data, task):
+        settings = resolved(cfg)  # again, whole: any value may read the sizes, directly or through another
     model = build_model(model_config(cfg, settings))
     model.to(device)
     model_cfg = settings["model"]

@@ -230,12 +230,12 @@ def test_group_table_shows_the_lr_of_the_first_update():
 def test_settings_are_resolved_once_with_what_the_data_told():
     """The run reads its settings as plain data; every node that reads data sizes sees the filled ones."""
     cfg = composed("data=synthetic", "trainer.epochs=2", "+extra.width=${data.num_outputs}",
-                   "+extra.fallback=${oc.select:data.num_features,1}")
+                   "+extra.fallback=${oc.select:data.num_features,1}", "+extra.chained=${model.num_classes}")
     b = build(cfg)
     s = b.settings
     assert isinstance(s["model"], dict) and isinstance(s["trainer"], dict)
     assert s["data"]["num_outputs"] == cfg.data.num_outputs == b.data.num_classes  # filled in both
-    assert s["model"]["num_classes"] == s["extra"]["width"] == b.data.num_classes
+    assert s["model"]["num_classes"] == s["extra"]["width"] == s["extra"]["chained"] == b.data.num_classes
     assert s["model"]["in_features"] == s["extra"]["fallback"] == b.data.num_features
     assert s["objective"]["direction"] == "maximize"  # ${lr_sweep.direction:${objective.metric}}
 
