@@ -7,7 +7,11 @@
 import os
 import sys
 
-import hydra
+from sweep.process import end_of_program, pause_gc
+
+pause_gc()  # until the first job is built (sweep/process.py)
+
+import hydra  # noqa: E402
 from omegaconf import DictConfig
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
@@ -25,6 +29,4 @@ if __name__ == "__main__":
 
     check_command_line(sys.argv[1:], CONF_DIR)  # unknown options and keys: one line, exit 2
     main()
-    from sweep.fast_exit import end_of_program
-
-    end_of_program()  # finished: skip the interpreter's second-long teardown of torch (sweep/fast_exit.py)
+    end_of_program()  # finished: skip the interpreter's second-long teardown of torch (sweep/process.py)

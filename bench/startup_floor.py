@@ -5,7 +5,7 @@ Interleaved repetitions of four fresh processes, wall time each:
 - `import torch` and one `torch.optim.SGD(...)` (torch's first optimizer constructor imports
   torch._dynamo): the floor of any app that trains;
 - the same, ending with `os._exit(0)`: the floor less the interpreter's teardown of those modules,
-  which train.py skips once a run has finished (sweep/fast_exit.py);
+  which train.py skips once a run has finished (sweep/process.py);
 - `train.py --cfg job`: lr-sweep's start-up and one config composition, no training;
 - a whole `train.py search=lr` sweep of one 1-epoch trial on the synthetic set, plots off.
 Prints medians and each arm's ratio to the floor.

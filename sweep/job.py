@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from sweep import config, data as datasets, trial as trials
+from sweep import config, data as datasets, process, trial as trials
 from sweep.errors import ConfigError
 from sweep.groups import build_groups, group_table
 from sweep.loop import DIVERGED, PRUNED, Result, pick_device, save_checkpoint, train
@@ -196,6 +196,7 @@ def build(cfg: DictConfig) -> Built:
     groups = build_groups(model, groups_cfg)
     decay_norm_bias = bool(groups_cfg.get("decay_norm_bias", False))
     optimizer = build_optimizer(settings["optimizer"], groups, decay_norm_bias)
+    process.startup_done()  # the first optimizer imported the last of what runs need (sweep/process.py)
     schedule = Schedule(settings["schedule"], float(settings["optimizer"]["lr"]),
                         datasets.steps_per_epoch(data, int(tr["batch_size"])), int(tr["epochs"]))
     table = group_table(groups, first_update_lr(settings, schedule),
