@@ -384,7 +384,7 @@ def profile(args: argparse.Namespace) -> None:
     own = []
     for k in every:
         path = k[0].replace("\\", "/")
-        if path.startswith(str(repo) + "/") and not k[2].startswith("<"):
+        if path.startswith(str(repo) + "/") and "/.venv/" not in path and not k[2].startswith("<"):
             own.append([f"{path[len(str(repo)) + 1:]}:{k[1]} {k[2]}", *split([k])])
     print(f"\nlr-sweep's own functions, top {args.profile_top} by ms per extra trial (cumulative)")
     print(c.table(["function", "calls / trial", "ms / trial", "calls once", "ms once"],
