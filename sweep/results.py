@@ -97,7 +97,7 @@ def write_all(sweep_dir: str, study: optuna.Study, storage: str, fixed: Sequence
 
 def write_experiment(sweep_dir: str, study: optuna.Study) -> None:
     """One HPARAMS experiment config at the sweep root, with the union of the trials' keys."""
-    if os.path.isdir(os.path.join(sweep_dir, "tensorboard")):  # the jobs wrote runs (the import costs a second)
+    if os.path.isdir(os.path.join(sweep_dir, "tensorboard")):  # the jobs wrote runs (else no TensorBoard import)
         from sweep.tensorboard import write_sweep_experiment
 
         trials = study.get_trials(deepcopy=False)
