@@ -197,6 +197,7 @@ def build(cfg: DictConfig) -> Built:
     decay_norm_bias = bool(groups_cfg.get("decay_norm_bias", False))
     optimizer = build_optimizer(settings["optimizer"], groups, decay_norm_bias)
     process.startup_done()  # the first optimizer imported the last of what runs need (sweep/process.py)
+    tr = settings["trainer"]
     schedule = Schedule(settings["schedule"], float(settings["optimizer"]["lr"]),
                         datasets.steps_per_epoch(data, int(tr["batch_size"])), int(tr["epochs"]))
     table = group_table(groups, first_update_lr(settings, schedule),

@@ -238,8 +238,15 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
                "hydra.sweeper.workers=2", "hydra.sweeper.plots=false", "sleep_s=0.3"]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    def trials_so_far() -> int:
+        try:
+            return len(study(d).trials)
+        except KeyError:  # the journal is there, the workers have not created the study in it yet
+            return 0
+
     deadline = time.time() + 120
-    while time.time() < deadline and not ((d / "study.journal").exists() and len(study(d).trials) >= 3):
+    while time.time() < deadline and proc.poll() is None and not (
+            (d / "study.journal").exists() and trials_so_far() >= 3):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     assert proc.wait(timeout=60) != 0
