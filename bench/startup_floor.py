@@ -8,7 +8,9 @@ Interleaved repetitions of four fresh processes, wall time each:
   which train.py skips once a run has finished (sweep/process.py);
 - `train.py --cfg job`: lr-sweep's start-up and one config composition, no training;
 - a whole `train.py search=lr` sweep of one 1-epoch trial on the synthetic set, plots off.
-Prints medians and each arm's ratio to the floor.
+Prints medians and each arm's ratio to the floor; then, timed inside a fresh process that has
+imported torch, what importing TensorBoard's TensorFlow stub costs (its record writer and HPARAMS
+metadata import it; sweep/tfrecord.py and sweep/tensorboard.py do without).
 
     .venv/bin/python bench/startup_floor.py [--reps 5]
 """
@@ -25,6 +27,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
+
+
+STUB = ("import time, torch, optuna, hydra; t = time.perf_counter(); import tensorboard.compat.tensorflow_stub; "
+        "print(time.perf_counter() - t)")
 
 
 def arms(tmp: str) -> dict[str, list[str]]:
@@ -48,17 +54,21 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     times: dict[str, list[float]] = {}
+    stub: list[float] = []
     for rep in range(args.reps):
         with tempfile.TemporaryDirectory() as tmp:
             for name, command in arms(tmp).items():
                 started = time.perf_counter()
                 subprocess.run(command, cwd=tmp, check=True, capture_output=True)
                 times.setdefault(name, []).append(time.perf_counter() - started)
+        stub.append(float(subprocess.run([PY, "-c", STUB], check=True, capture_output=True, text=True).stdout))
     floor = statistics.median(times["import torch + first optimizer (the floor)"])
     print(f"{args.reps} interleaved repetitions, wall seconds (median, min-max), ratio to the floor")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:44s} {median:6.2f}  ({min(values):.2f}-{max(values):.2f})  {median / floor:5.2f}x")
+    print(f"importing tensorboard.compat.tensorflow_stub after torch: {statistics.median(stub):.2f} s "
+          f"({min(stub):.2f}-{max(stub):.2f})")
 
 
 if __name__ == "__main__":

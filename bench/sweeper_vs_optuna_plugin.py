@@ -122,11 +122,11 @@ def train_seconds(arm: str, job: Path) -> float:
     return sum(float(x) for x in EPOCH_MS.findall(log.read_text())) / 1000 if log.is_file() else 0.0
 
 
-def cycles(arm: str, jobs: list[Path]) -> list[float]:
-    """Each trial's cost beyond its training, trials 1 .. n-2: from its start (its .hydra/config.yaml
-    written) to the next trial's start, less its summed epochs."""
+def cycles(jobs: list[Path], trains: list[float]) -> list[float]:
+    """Each trial's cost beyond its training (`trains`), trials 1 .. n-2: from its start (its
+    .hydra/config.yaml written) to the next trial's start, less its summed epochs."""
     starts = [(j / ".hydra" / "config.yaml").stat().st_mtime for j in jobs]
-    return [starts[k + 1] - starts[k] - train_seconds(arm, jobs[k]) for k in range(1, len(jobs) - 1)]
+    return [starts[k + 1] - starts[k] - trains[k] for k in range(1, len(jobs) - 1)]
 
 
 FLOOR = "import torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)"
@@ -168,8 +168,9 @@ def run_sweep(arm: str, n: int, epochs: int, tmp: str, repo: Path, env: dict) ->
         time.sleep(0.1)
     after = time.perf_counter() - started - wall
     jobs = job_dirs(out)
-    return {"wall": wall, "train": sum(train_seconds(arm, j) for j in jobs), "trials": len(jobs), "dir": out,
-            "after_exit": after, "cycles": cycles(arm, jobs)}
+    trains = [train_seconds(arm, j) for j in jobs]
+    return {"wall": wall, "train": sum(trains), "trials": len(jobs), "dir": out, "after_exit": after,
+            "cycles": cycles(jobs, trains)}
 
 
 # -- the comparison ------------------------------------------------------------------------------------

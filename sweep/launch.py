@@ -75,8 +75,8 @@ class InProcessJobs:
     """Runs trial jobs in the sweeper's process (see the module docstring).
 
     Per set of config-group choices, the composed config is split once into the job's part and the
-    `hydra` node; a trial gets its own copy of the job's part (unpickled from bytes made once: a
-    seventh of a deep copy's time) and runs under the shared `hydra` node, whose per-job fields
+    `hydra` node; a trial gets its own copy of the job's part (unpickled from bytes made once,
+    where a deep copy of a DictConfig walks every node in Python) and runs under the shared `hydra` node, whose per-job fields
     (number, overrides, output dir) are set before each job.
     """
 

@@ -3,9 +3,9 @@
 An event file is a sequence of records, each (little-endian): the data's length as uint64, the
 masked CRC-32C of those 8 bytes as uint32, the data (a serialized `Event`), the masked CRC-32C
 of the data as uint32. TensorBoard's own record writer takes its CRC from
-`tensorboard.compat.tensorflow_stub`, whose import pulls in absl's flags, boto3 and fsspec: a
-quarter of a second of every run's start-up on a small machine (`bench/startup_floor.py`), for a
-format of a few lines. The CRC here is table-driven Python, as TensorBoard's is.
+`tensorboard.compat.tensorflow_stub`, whose import pulls in absl's flags, boto3 and fsspec: 0.17 s
+of every run's start-up on a 2-core machine (`bench/startup_floor.py`), for a format of a few
+lines. The CRC here is table-driven Python, as TensorBoard's is.
 """
 
 from __future__ import annotations
