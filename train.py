@@ -7,9 +7,9 @@
 import os
 import sys
 
-from sweep.process import end_of_program, pause_gc
+from sweep.train.process import end_of_program, pause_gc
 
-pause_gc()  # until the first job is built (sweep/process.py)
+pause_gc()  # until the first job is built (sweep/train/process.py)
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig
@@ -19,14 +19,14 @@ CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from sweep.job import run
+    from sweep.app.run import run
 
     return run(cfg)
 
 
 if __name__ == "__main__":
-    from sweep.cli import check_command_line
+    from sweep.app.command_line import check_command_line
 
     check_command_line(sys.argv[1:], CONF_DIR)  # unknown options and keys: one line, exit 2
     main()
-    end_of_program()  # finished: skip the interpreter's second-long teardown of torch (sweep/process.py)
+    end_of_program()  # finished: skip the interpreter's second-long teardown of torch (sweep/train/process.py)

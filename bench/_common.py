@@ -22,10 +22,10 @@ def compose(overrides: Sequence[str] = ()) -> Any:
 
 
 def build_job(cfg: Any) -> dict[str, Any]:
-    """What sweep.job.train_job builds before it calls sweep.loop.train (sweep.job.build itself)."""
+    """What sweep.train.job.train_job builds before it calls sweep.train.loop.train (sweep.train.build.build itself)."""
     from omegaconf import OmegaConf
 
-    from sweep.job import build
+    from sweep.train.build import build
 
     b = build(cfg)
     return {"model": b.model, "optimizer": b.optimizer, "schedule": b.schedule, "data": b.data, "device": b.device,

@@ -1,10 +1,10 @@
-"""Trials per minute: K trials trained together (sweep/batched.py) against the same trials one by one.
+"""Trials per minute: K trials trained together (sweep/batched/stack.py) against the same trials one by one.
 
 The default job's search: digits, MLP 64-256-256-10, batch 64, backbone/head groups, SGD with
 momentum, step decay, 20 epochs; each trial draws its base LR and head multiplier on a log scale.
-Every trial is built as the job builds it (sweep.job.build: seed, data, model, groups, optimizer,
+Every trial is built as the job builds it (sweep.train.build.build: seed, data, model, groups, optimizer,
 schedule), in both arms; the batched arms load the data once for all members. The sequential
-arm runs sweep.loop.train per trial (before and after the batched arms, to average out drift on a
+arm runs sweep.train.loop.train per trial (before and after the batched arms, to average out drift on a
 shared machine); the batched arms run train_members with K = 1, 4, 16, 64, through batched matrix
 products (the shipped MLP's fast path) and through vmap.
 
@@ -31,7 +31,7 @@ def trial_values(n: int, seed: int = 0) -> list[tuple[float, float]]:
 def build(base, lr: float, mult: float):
     from omegaconf import OmegaConf
 
-    from sweep.job import build as build_job
+    from sweep.train.build import build as build_job
 
     cfg = OmegaConf.create(OmegaConf.to_container(base))
     cfg.optimizer.lr, cfg.groups.head_lr_mult = lr, mult
@@ -40,7 +40,7 @@ def build(base, lr: float, mult: float):
 
 def sequential(base, values) -> float:
     """Seconds to build and train each trial alone, as the job does (no TensorBoard)."""
-    from sweep.loop import train
+    from sweep.train.loop import train
 
     started = time.perf_counter()
     for lr, mult in values:
@@ -51,26 +51,26 @@ def sequential(base, values) -> float:
 
 @contextlib.contextmanager
 def data_loaded_once():
-    """sweep.job.build with one data load for all members: a batched job trains them on one data set."""
-    import sweep.job
+    """sweep.train.build.build with one data load for all members: a batched job trains them on one data set."""
+    import sweep.train.job
 
-    load, loaded = sweep.job.datasets.load, []
+    load, loaded = sweep.train.build.datasets.load, []
 
     def load_once(cfg):
         if not loaded:
             loaded.append(load(cfg))
         return loaded[0]
 
-    sweep.job.datasets.load = load_once
+    sweep.train.build.datasets.load = load_once
     try:
         yield
     finally:
-        sweep.job.datasets.load = load
+        sweep.train.build.datasets.load = load
 
 
 def batched(base, values, batched_layers: bool) -> tuple[float, int]:
     """Seconds to build the trials and train them as one stack; how many completed."""
-    from sweep.batched import Member, Status, train_members
+    from sweep.batched.stack import Member, Status, train_members
 
     started = time.perf_counter()
     with data_loaded_once():

@@ -2,8 +2,8 @@
 
 What runs (in this process; start-up, imports and set-up are not timed):
 - job+tb  : the default job (digits, MLP 64-256-256-10, batch 64, SGD momentum, step decay,
-            backbone_head groups) made by sweep.job.build(cfg), as train_job does, then
-            sweep.loop.train(...) with a RunWriter writing TensorBoard events to a temp dir, plus the
+            backbone_head groups) made by sweep.train.build.build(cfg), as train_job does, then
+            sweep.train.loop.train(...) with a RunWriter writing TensorBoard events to a temp dir, plus the
             closing writer.close() (the flush); its per-epoch log line goes to a file, as under Hydra.
 - job-tb  : the same with writer=None (no TensorBoard), so the logging cost shows as job+tb / job-tb.
 - hand    : the same MLP, data tensors and batch size; one param group (no per-group LRs), SGD
@@ -52,8 +52,8 @@ def clock() -> tuple[float, float]:
 def run_job(parts: dict, writer_dir: str | None, tb_secs: list[float] | None = None) -> tuple[float, float, float]:
     """(wall s, CPU s) of train() [+ the writer's last scalar and close], and the last val/acc; the
     time spent in the writer's methods is added to tb_secs[0]."""
-    from sweep.loop import train
-    from sweep.tensorboard import RunWriter
+    from sweep.train.loop import train
+    from sweep.logs.tensorboard import RunWriter
     from sweep.trial import NoTrial
 
     writer = RunWriter(writer_dir, sweep_dir=None) if writer_dir else None
@@ -80,7 +80,7 @@ def run_hand(data, device: torch.device, epochs: int, batch_size: int, seed: int
     """The minimal loop; with four_groups, SGD gets the job's param-group layout (backbone / head x
     weights with weight decay / biases without, head LR x 10), LRs fixed per group apart from StepLR."""
     torch.manual_seed(seed)
-    from sweep.models import MLP
+    from sweep.train.models import MLP
 
     model = MLP(data.num_features, data.num_classes, (256, 256)).to(device)
     params: list | object = model.parameters()

@@ -7,7 +7,7 @@ step decay, 20 epochs), this
    and reads the last epoch's val/acc and val/loss from its TensorBoard run (a diverged run scores
    val/acc 0); the best base LR is the one with the highest mean val/acc (and, printed beside it,
    the lowest mean val/loss, which separates LRs where accuracy saturates);
-2. runs the range test (sweep.lr_find.measure, `lr_find.*` as configured plus the overrides given
+2. runs the range test (sweep.tools.range_test.measure, `lr_find.*` as configured plus the overrides given
    here) once per seed and reads off each rule's suggestion and interval: valley (fastai's
    default), steepest (Lightning's), minimum (the LR of the lowest smoothed loss / 10, fastai's);
 3. prints per data set the grid, the best base LRs, each rule's suggestions with their distance to
@@ -50,7 +50,7 @@ def last_scalars(log_dir: str, tags: tuple[str, ...] = ("val/acc", "val/loss")) 
 def real_run(overrides: list[str], cache: dict[str, dict[str, float]]) -> dict[str, float]:
     """Last-epoch val/acc and val/loss of the training job itself, run in a throwaway job dir.
     A run that diverged scores val/acc 0 and val/loss inf."""
-    from sweep.job import train_job
+    from sweep.train.job import train_job
 
     key = " ".join(overrides)
     if key not in cache:
@@ -68,7 +68,7 @@ def real_run(overrides: list[str], cache: dict[str, dict[str, float]]) -> dict[s
 
 def range_tests(overrides: list[str]) -> dict[str, tuple[float, tuple[float, float]]]:
     """Each rule's (suggestion, interval) from one range test."""
-    from sweep import lr_find
+    from sweep.tools import range_test as lr_find
 
     sweep, _, _ = lr_find.measure(c.compose(overrides))
     return {rule: lr_find.suggest(sweep.base_lrs, sweep.smoothed, rule) for rule in lr_find.RULES}

@@ -70,7 +70,7 @@ def epochs_trained(sweep_dir: str, trial) -> int:
 def study_stats(sweep_dir: str) -> dict:
     import optuna
 
-    from sweep.storage import open_storage
+    from sweep.search.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(os.path.join(sweep_dir, "study.journal"))

@@ -5,12 +5,12 @@ Interleaved repetitions of four fresh processes, wall time each:
 - `import torch` and one `torch.optim.SGD(...)` (torch's first optimizer constructor imports
   torch._dynamo): the floor of any app that trains;
 - the same, ending with `os._exit(0)`: the floor less the interpreter's teardown of those modules,
-  which train.py skips once a run has finished (sweep/process.py);
+  which train.py skips once a run has finished (sweep/train/process.py);
 - `train.py --cfg job`: lr-sweep's start-up and one config composition, no training;
 - a whole `train.py search=lr` sweep of one 1-epoch trial on the synthetic set, plots off.
 Prints medians and each arm's ratio to the floor; then, timed inside a fresh process that has
 imported torch, what importing TensorBoard's TensorFlow stub costs (its record writer and HPARAMS
-metadata import it; sweep/tfrecord.py and sweep/tensorboard.py do without).
+metadata import it; sweep/logs/tfrecord.py and sweep/logs/tensorboard.py do without).
 
     .venv/bin/python bench/startup_floor.py [--reps 5]
 """

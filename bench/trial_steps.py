@@ -3,7 +3,7 @@
 Runs train.py's sweep (search=lr, TPE, no pruning, plots off, digits) inside a fresh subprocess with
 a wall-clock timer on each step, twice:
 - as `python train.py` runs it: the GC paused while it starts up, then frozen and back on once the
-  first optimizer is built (sweep/process.py);
+  first optimizer is built (sweep/train/process.py);
 - with the GC on throughout (what it was before);
 and prints, for the first, the median milliseconds of each step over trials 1 .. n-1 (trial 0
 imports torch._dynamo) and of a whole trial's cycle less its epochs (one `ask` to the next); for
@@ -33,19 +33,19 @@ import _common as c
 
 # (label, module, attribute): the steps timed, each where the sweep looks it up at call time
 STEPS = [
-    ("ask (Optuna: TPE, journal writes)", "sweep.sweeper", "LRSweeper.ask"),
-    ("prepare (config copy, .hydra/ records)", "sweep.launch", "InProcessJobs.prepare"),
-    ("build (all of it)", "sweep.job", "build"),
-    ("  resolve the config (each of its 2 calls)", "sweep.job", "resolved"),
-    ("  load the data (cached arrays)", "sweep.data", "load"),
-    ("  build the model", "sweep.job", "build_model"),
-    ("  build the optimizer", "sweep.job", "build_optimizer"),
-    ("TensorBoard run: open", "sweep.job", "open_writer"),
-    ("TensorBoard run: close (HPARAMS session)", "sweep.job", "close_writer"),
-    ("train (epochs and their set-up)", "sweep.job", "train"),
-    ("conclude (status, checkpoint)", "sweep.job", "conclude"),
-    ("record (Optuna tell)", "sweep.sweeper", "LRSweeper.record"),
-    ("finish (results, CSV, HPARAMS experiment)", "sweep.sweeper", "LRSweeper.finish"),
+    ("ask (Optuna: TPE, journal writes)", "sweep.search.sweeper", "LRSweeper.ask"),
+    ("prepare (config copy, .hydra/ records)", "sweep.search.runners", "InProcessJobs.prepare"),
+    ("build (all of it)", "sweep.train.job", "build"),
+    ("  resolve the config (each of its 2 calls)", "sweep.train.job", "resolved"),
+    ("  load the data (cached arrays)", "sweep.train.data", "load"),
+    ("  build the model", "sweep.train.job", "build_model"),
+    ("  build the optimizer", "sweep.train.job", "build_optimizer"),
+    ("TensorBoard run: open", "sweep.train.job", "open_writer"),
+    ("TensorBoard run: close (HPARAMS session)", "sweep.train.job", "close_writer"),
+    ("train (epochs and their set-up)", "sweep.train.job", "train"),
+    ("conclude (status, checkpoint)", "sweep.train.job", "conclude"),
+    ("record (Optuna tell)", "sweep.search.sweeper", "LRSweeper.record"),
+    ("finish (results, CSV, HPARAMS experiment)", "sweep.search.sweeper", "LRSweeper.finish"),
 ]
 EPOCH_MS = re.compile(r"\((\d+(?:\.\d+)?) ms\)")
 
@@ -65,11 +65,11 @@ def child(mode: str, trials: int, epochs: int, out: str) -> None:
     """One sweep in this process; prints its figures as JSON on the last line."""
     import importlib
 
-    if mode == "paused":  # what sweep.process.pause_gc() does when train.py is the program
-        import sweep.process
+    if mode == "paused":  # what sweep.train.process.pause_gc() does when train.py is the program
+        import sweep.train.process
 
         gc.disable()
-        sweep.process._paused = True
+        sweep.train.process._paused = True
     calls: dict[str, list[float]] = {label: [] for label, _, _ in STEPS}
     for label, module, attr in STEPS:
         owner = importlib.import_module(module)
@@ -77,11 +77,11 @@ def child(mode: str, trials: int, epochs: int, out: str) -> None:
         for part in path:
             owner = getattr(owner, part)
         setattr(owner, name, timed(calls, label, getattr(owner, name)))
-    import sweep.sweeper
+    import sweep.search.sweeper
 
     asks: list[float] = []
-    ask = sweep.sweeper.LRSweeper.ask
-    sweep.sweeper.LRSweeper.ask = lambda self, *a, **k: (asks.append(time.perf_counter()), ask(self, *a, **k))[1]
+    ask = sweep.search.sweeper.LRSweeper.ask
+    sweep.search.sweeper.LRSweeper.ask = lambda self, *a, **k: (asks.append(time.perf_counter()), ask(self, *a, **k))[1]
     gc_time = {"start-up": 0.0, "trials": 0.0}  # start-up: until trial 1 (trial 0 imports torch._dynamo)
     gc_started = [0.0]
 

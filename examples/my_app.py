@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 import sweep
-from sweep.groups import group_table
+from sweep.lr.groups import group_table
 from sweep.trial import Outcome, Status, complete
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,11 @@ The library for a training loop of your own (configs are DictConfig nodes or pla
     trial = sweep.current_trial(cfg)                     # report(value, epoch), should_prune(), finish()
 
 Names resolve on first use, so `import sweep` stays light (no torch until a builder is called).
+
+Layers, each a subpackage whose docstring says what it owns and what it may import (arrows point
+down): `app` (the Hydra edge) -> `search` (the sweeper; no torch) -> `tools` (preview, range test)
+-> `batched` -> `train` (the job) -> `lr` (schedules, groups, optimizer; no Hydra) -> `logs`
+(TensorBoard); at the bottom `trial` (the seam), `errors`, `plain`, `resolvers`.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from sweep import _moved
+
 __version__ = "0.1.0"
 
 _HOMES = {
-    "build_groups": "sweep.groups",
-    "build_optimizer": "sweep.optim",
-    "build_scheduler": "sweep.scheduler",
-    "current_trial": "sweep.trial",
+    "build_groups": "sweep.lr.groups",
+    "build_optimizer": "sweep.lr.optimizer",
+    "build_scheduler": "sweep.lr.torch_scheduler",
+    "current_trial": "sweep.search.handoff",
 }
 __all__ = list(_HOMES)
+
+_moved.install()
 
 
 def __getattr__(name: str) -> Any:

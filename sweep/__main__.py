@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"status": "sweep.status", "plots": "sweep.plots"}
+COMMANDS = {"status": "sweep.search.status", "plots": "sweep.search.plots"}
 
 
 def main(argv: list[str]) -> int:

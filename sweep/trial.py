@@ -1,18 +1,9 @@
 """The running trial as a training loop sees it: report a value, ask whether to stop, finish once.
 
-One path between sweeper and job. The sweeper asks Optuna for a trial and hands the job a handle
-to it; the job reports each epoch's objective, asks `should_prune()`, and ends with one
-`finish(Outcome)`; the sweeper reads that outcome and tells the study. Two ways to hand over:
-
-- In the sweeper's own process, the handle is passed through `handed_over(...)` around the job's
-  call, and the job's `current_trial(cfg)` returns that same object (the very `optuna.Trial` the
-  sweeper asked for: no second object, no reloading the storage).
-- In another process (a launcher that spawns jobs, a worker on another machine), the job's config
-  carries `trial.storage`, `trial.study_name` and `trial.number`; `current_trial(cfg)` opens the
-  storage and the outcome travels back as the trial's `outcome` user attribute.
-
-Outside a sweep `current_trial` returns a `NoTrial`: it reports nowhere and never prunes, so a
-user's loop runs unchanged with and without the sweeper.
+The seam between sweeper and job, with no Optuna in it: the loop sees a `NoTrial` (or the study's
+trial behind the same methods, `sweep.search.handoff.StudyTrial`) and ends it with one `Outcome`.
+Outside a sweep a `NoTrial` reports nowhere and never prunes, so a loop runs unchanged with and
+without the sweeper. How the sweeper hands a trial to a job: `sweep.search.handoff`.
 """
 
 from __future__ import annotations
@@ -82,40 +73,6 @@ class NoTrial:
         self.outcome = outcome
 
 
-class StudyTrial(NoTrial):
-    """A trial of an Optuna study; `remote` when the sweeper that asked for it is in another process.
-
-    In the sweeper's process the handle also carries the trial's own job `config` (without the
-    `hydra` node) and `job_dir`, which a job that trains several trials together needs.
-    """
-
-    def __init__(self, trial: Any, remote: bool = False, config: Any = None, job_dir: str | None = None) -> None:
-        import optuna
-
-        super().__init__()
-        self.trial, self.remote, self.config, self.job_dir = trial, remote, config, job_dir
-        self.number = trial.number
-        # Values are reported for the pruner; without one they would be a storage write per epoch
-        # for nothing (the curves are in TensorBoard).
-        self.prunes = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
-
-    @property
-    def params(self) -> Mapping[str, Any]:  # type: ignore[override]
-        return self.trial.params
-
-    def report(self, value: float, step: int) -> None:
-        if self.prunes and math.isfinite(value):
-            self.trial.report(float(value), int(step))
-
-    def should_prune(self) -> bool:
-        return self.prunes and self.trial.should_prune()
-
-    def finish(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        if self.remote:  # the sweeper reads it back from the storage
-            self.trial.set_user_attr(OUTCOME_ATTR, outcome.to_dict())
-
-
 _HANDED_OVER: contextvars.ContextVar[tuple[NoTrial, ...] | None] = contextvars.ContextVar(
     "lr_sweep_handed_over", default=None)
 
@@ -130,43 +87,17 @@ def handed_over(handles: Sequence[NoTrial]) -> Iterator[None]:
         _HANDED_OVER.reset(token)
 
 
-def _trial_node(cfg: Any) -> Mapping[str, Any] | None:
-    if cfg is None:
-        return None
-    node = cfg.get("trial") if hasattr(cfg, "get") else None
-    return node if node and node.get("storage") is not None else None
+def handed_over_trials() -> tuple[NoTrial, ...] | None:
+    """The handles of the enclosing `handed_over` block, or None outside one."""
+    return _HANDED_OVER.get()
 
 
-def current_trials(cfg: Any = None) -> list[NoTrial]:
-    """The trials this job trains: those handed over in this process (several when the sweeper
-    trains them together), else the one its config names (`trial.number`), else one NoTrial."""
-    handed = _HANDED_OVER.get()
-    if handed is not None:
-        return list(handed)
-    node = _trial_node(cfg)
-    if node is None:
-        return [NoTrial()]
-    return [StudyTrial(_remote_trial(node["storage"], node["study_name"], int(node["number"])), remote=True)]
+def __getattr__(name: str) -> Any:
+    """`sweep.trial.current_trial` and its kin moved to `sweep.search.handoff` (deprecated here)."""
+    if name in ("current_trial", "current_trials", "StudyTrial"):
+        import importlib
+        import warnings
 
-
-def current_trial(cfg: Any = None) -> NoTrial:
-    """The one trial this job trains (see `current_trials`); a NoTrial outside a sweep."""
-    trials = current_trials(cfg)
-    if len(trials) != 1:
-        raise RuntimeError(f"this job trains {len(trials)} trials together; use sweep.trial.current_trials")
-    return trials[0]
-
-
-def _remote_trial(storage_spec: str, study_name: str, number: int) -> Any:
-    """The Optuna trial a sweeper in another process asked for, with the pruner the sweeper stored
-    in the study."""
-    import optuna
-
-    from sweep.search import build_pruner
-    from sweep.storage import open_storage
-
-    storage = open_storage(storage_spec)
-    study_id = storage.get_study_id_from_name(study_name)
-    spec = storage.get_study_user_attrs(study_id).get("pruner", {"name": "none"})
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(dict(spec)))
-    return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
+        warnings.warn(f"sweep.trial.{name} moved to sweep.search.handoff", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module("sweep.search.handoff"), name)
+    raise AttributeError(f"module 'sweep.trial' has no attribute {name!r}")

@@ -12,16 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from sweep import data as datasets
-from sweep.batched import Decision, Member, Status, train_members
-from sweep.batched_check import NotBatchable, check_batchable, check_memory
+from sweep.train import data as datasets
+from sweep.batched.stack import Decision, Member, Status, train_members
+from sweep.batched.check import NotBatchable, check_batchable, check_memory
 from sweep.errors import ConfigError
-from sweep.groups import build_groups
-from sweep.loop import train
-from sweep.models import CNN, MLP
-from sweep.optim import build_optimizer
-from sweep.schedules import Schedule
-from sweep.task import Task
+from sweep.lr.groups import build_groups
+from sweep.train.loop import train
+from sweep.train.models import CNN, MLP
+from sweep.lr.optimizer import build_optimizer
+from sweep.lr.schedule import Schedule
+from sweep.train.task import Task
 
 EPOCHS, BATCH = 3, 32
 TASK = Task(custom_loss=nn.functional.cross_entropy)  # float64 loss: the comparison is exact to rounding
@@ -181,7 +181,7 @@ def test_diverging_member_fails_and_leaves_the_others_bit_identical(digits):
 
 
 def test_pruned_member_is_dropped_from_the_stack(digits, monkeypatch):
-    import sweep.batched_forward as forward
+    import sweep.batched.forward as forward
 
     sizes: list[int] = []
     losses = forward.StackedModel.losses

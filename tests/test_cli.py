@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO, run_train
-from sweep.cli import nearest, overrides_of, predicted_keys, unknown_choice, unknown_key
+from sweep.app.command_line import nearest, overrides_of, predicted_keys, unknown_choice, unknown_key
 
 CONF = str(REPO / "conf")
 

@@ -16,14 +16,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import REPO, read_trials, run_train
-from sweep import data as datasets
+from sweep.train import data as datasets
 from sweep.errors import ConfigError
-from sweep.groups import build_groups
-from sweep.loop import COMPLETED, save_checkpoint, train
-from sweep.models import CNN, MLP, load_backbone
-from sweep.optim import build_optimizer
-from sweep.schedules import Schedule
-from sweep.spaces import finetune_space
+from sweep.lr.groups import build_groups
+from sweep.train.loop import COMPLETED, save_checkpoint, train
+from sweep.train.models import CNN, MLP, load_backbone
+from sweep.lr.optimizer import build_optimizer
+from sweep.lr.schedule import Schedule
+from sweep.search.space_hooks import finetune_space
 from sweep.trial import NoTrial
 
 CONF = REPO / "conf"
@@ -82,7 +82,7 @@ def test_load_backbone_copies_the_backbone_and_leaves_the_head_new(tmp_path):
 
 def test_missing_and_unexpected_backbone_keys_are_reported(tmp_path, caplog):
     shallow, deep = MLP(64, 5, hidden=(32, 32)), MLP(64, 5, hidden=(32, 32, 32))
-    with caplog.at_level(logging.INFO, logger="sweep.models"):
+    with caplog.at_level(logging.INFO, logger="sweep.train.models"):
         report = load_backbone(MLP(64, 5, hidden=(32, 32, 32)), saved(tmp_path, shallow, "shallow.pt"))
     assert report["missing"] == ["backbone.4.weight", "backbone.4.bias"] and report["unexpected"] == []
     assert "backbone.4.weight" in caplog.text

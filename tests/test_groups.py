@@ -1,4 +1,4 @@
-"""Layer groups (sweep.groups) and the optimizer built from them (sweep.optim)."""
+"""Layer groups (sweep.lr.groups) and the optimizer built from them (sweep.lr.optimizer)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from sweep.errors import ConfigError
-from sweep.groups import build_groups, group_table
-from sweep.models import MLP
-from sweep.optim import build_optimizer
+from sweep.lr.groups import build_groups, group_table
+from sweep.train.models import MLP
+from sweep.lr.optimizer import build_optimizer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -436,7 +436,7 @@ def test_decay_norm_bias_comes_from_the_groups_config() -> None:
     ("sgd", "lr", "fast", "> 0"),
 ])
 def test_optimizer_checks_name_the_key(name: str, key: str, value: Any, words: str) -> None:
-    from sweep.optim import validate
+    from sweep.lr.optimizer import validate
 
     cfg = optimizer_cfg(name, **{key: value})
     with pytest.raises(ConfigError) as info:

@@ -1,5 +1,5 @@
 """The library API for a user's own loop: sweep.build_groups / build_optimizer / build_scheduler /
-current_trial, with plain dicts and DictConfigs, against sweep.schedules and torch's schedulers."""
+current_trial, with plain dicts and DictConfigs, against sweep.lr.schedule and torch's schedulers."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch.optim import lr_scheduler as torch_sched
 
 import sweep
 from sweep.errors import ConfigError
-from sweep.schedules import Schedule
+from sweep.lr.schedule import Schedule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SPE, EPOCHS = 4, 6

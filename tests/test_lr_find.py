@@ -17,9 +17,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import REPO, run_train
-from sweep import lr_find
+from sweep.tools import range_test as lr_find
 from sweep.errors import ConfigError
-from sweep.job import build, train_job
+from sweep.train.build import build
+from sweep.train.job import train_job
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FAST = ["data=synthetic", "trainer.threads=1", "lr_find.num_updates=60"]

@@ -18,7 +18,7 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from sweep.search import parse_space
+from sweep.search.space import parse_space
 
 SPHERE = Path(__file__).resolve().parent / "apps" / "sphere.py"
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import FAST, REPO, read_trials, run_train
 from pg_util import fresh_database
-from sweep.storage import masked
+from sweep.search.storage import masked
 
 URL = os.environ.get("LRSWEEP_TEST_POSTGRES_URL")
 

@@ -12,9 +12,10 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, run_train
-from sweep import config, preview
+from sweep.train import checks as config
+from sweep.tools import preview
 from sweep.errors import ConfigError
-from sweep.job import build
+from sweep.train.build import build
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -12,7 +12,7 @@ from conftest import REPO
 
 SCRIPT = """
 import atexit, gc, logging, sys
-from sweep.process import end_of_program, pause_gc, startup_done
+from sweep.train.process import end_of_program, pause_gc, startup_done
 pause_gc()
 paused = not gc.isenabled()
 startup_done()
@@ -43,7 +43,7 @@ def test_as_the_program_it_pauses_the_gc_and_ends_with_everything_flushed(tmp_pa
 
 def test_inside_another_program_it_leaves_the_process_alone(tmp_path, capsys):
     script = tmp_path / "app.py"
-    script.write_text("import gc\nfrom sweep.process import end_of_program, pause_gc\npause_gc()\n"
+    script.write_text("import gc\nfrom sweep.train.process import end_of_program, pause_gc\npause_gc()\n"
                       "print('gc on' if gc.isenabled() else 'gc off')\nend_of_program()\nprint('after')\n")
     frozen = gc.get_freeze_count()
     runpy.run_path(str(script), run_name="__main__")  # as IPython's %run or a test would: this process goes on

@@ -1,4 +1,4 @@
-"""sweep.schedules against PyTorch's own schedulers, value for value, per param group.
+"""sweep.lr.schedule against PyTorch's own schedulers, value for value, per param group.
 
 The reference for every schedule is a torch.optim.SGD whose param groups start at each group's
 peak LR (backbone = base_lr, head = base_lr * HEAD_MULT), with the torch scheduler of the same
@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from torch.optim import lr_scheduler as sched
 
 from sweep.errors import ConfigError
-from sweep.schedules import Schedule, validate
+from sweep.lr.schedule import Schedule, validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "schedule"
 
@@ -437,7 +437,7 @@ def test_a_dictconfig_spec_is_checked_the_same() -> None:
 
 def test_each_shape_owns_its_checks() -> None:
     """The registry entry carries the check of its parameters; `validate` only adds warmup and LR."""
-    from sweep.schedules import SHAPES
+    from sweep.lr.schedule import SHAPES
 
     with pytest.raises(ConfigError) as info:
         SHAPES["step"].check({"name": "step", "step_size": 0, "gamma": 0.5})

@@ -4,7 +4,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweep.errors import ConfigError
-from sweep.search import grid_of, parse_space, pruner_spec
+from sweep.search.space import grid_of, parse_space, pruner_spec
 
 
 def space_of(*args: str):
@@ -58,7 +58,7 @@ def test_grid_needs_discrete_values_and_pruner_names_are_checked():
 def test_every_sampler_runs_on_the_parsed_space(name):
     import optuna
 
-    from sweep.search import build_sampler, suggest
+    from sweep.search.space import build_sampler, suggest
 
     space = space_of("optimizer.lr=tag(log, interval(1e-4, 1))" if name != "grid" else "optimizer.lr=choice(0.1,0.01)",
                      "groups.head_lr_mult=range(1, 4)")

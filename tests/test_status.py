@@ -15,8 +15,8 @@ from optuna.distributions import FloatDistribution
 
 from conftest import REPO
 from pg_util import URL, fresh_database
-from sweep import status
-from sweep.storage import create_or_load_study, open_storage
+from sweep.search import status
+from sweep.search.storage import create_or_load_study, open_storage
 
 LR = {"optimizer.lr": FloatDistribution(1e-3, 1, log=True)}
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO, run_train
 from pg_util import URL, fresh_database
 from sweep.errors import ConfigError
-from sweep.storage import create_or_load_study, open_storage, open_storage_readonly
+from sweep.search.storage import create_or_load_study, open_storage, open_storage_readonly
 
 SECRET = "s3cr3t-pw"
 
@@ -77,7 +77,7 @@ def test_create_or_load_study_loads_what_another_worker_made(tmp_path):
 
 WORKER = textwrap.dedent("""
     import json, sys, time
-    from sweep.storage import create_or_load_study, open_storage
+    from sweep.search.storage import create_or_load_study, open_storage
     spec, start = sys.argv[1], float(sys.argv[2])
     time.sleep(max(0.0, start - time.time()))  # all workers reach the storage at the same moment
     storage = open_storage(spec)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def study_of(sweep_dir: Path) -> optuna.Study:
-    from sweep.storage import open_storage
+    from sweep.search.storage import open_storage
 
     storage = open_storage(str(sweep_dir / "study.journal"))
     return optuna.load_study(study_name=sweep_dir.name, storage=storage)
@@ -133,7 +133,7 @@ def test_two_processes_on_one_journal_share_the_budget(tmp_path):
 
 def test_job_in_another_process_reports_and_is_pruned_through_the_storage(tmp_path):
     """The trial handle reaches the study through the shared storage (as with any other launcher)."""
-    from sweep.storage import open_storage
+    from sweep.search.storage import open_storage
 
     path = str(tmp_path / "study.journal")
     study = optuna.create_study(study_name="s", storage=open_storage(path), direction="maximize")

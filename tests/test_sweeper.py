@@ -18,9 +18,9 @@ import pytest
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 
-from sweep import sweeper as sweeper_module
-from sweep.storage import open_storage
-from sweep.workers import is_surplus
+from sweep.search import sweeper as sweeper_module
+from sweep.search.storage import open_storage
+from sweep.search.workers import is_surplus
 
 APPS = Path(__file__).parent / "apps"
 
@@ -181,7 +181,7 @@ def test_workers_share_one_study_and_stop_at_exactly_n_trials(tmp_path):
 
 
 def test_the_rerun_line_drops_what_makes_a_sweep():
-    from sweep.results import rerun_overrides
+    from sweep.search.results import rerun_overrides
 
     fixed = ["search=lr", "trainer.epochs=2", "hydra.sweeper.n_trials=3", "+hydra/launcher=basic", "data=wine"]
     assert rerun_overrides(fixed) == ["trainer.epochs=2", "data=wine"]
@@ -196,7 +196,7 @@ def test_in_process_trials_give_back_tensors_and_file_handles(monkeypatch, tmp_p
 
     import torch
 
-    from sweep.sweeper import LRSweeper
+    from sweep.search.sweeper import LRSweeper
 
     samples: list[tuple[int, int, int]] = []
     record = LRSweeper.record

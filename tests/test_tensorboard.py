@@ -13,8 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from conftest import REPO
-from sweep.schedules import Schedule
-from sweep.tensorboard import RunWriter, experiment, run_sessions, write_sweep_experiment
+from sweep.lr.schedule import Schedule
+from sweep.logs.tensorboard import RunWriter, experiment, run_sessions, write_sweep_experiment
 
 SESSION_START, SESSION_END, EXPERIMENT = ("_hparams_/session_start_info", "_hparams_/session_end_info",
                                           "_hparams_/experiment")
@@ -310,8 +310,8 @@ def test_records_and_hparams_names_match_tensorboards_own():
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_masked_crc32c
     from tensorboard.plugins.hparams import metadata
 
-    from sweep import tensorboard as ours
-    from sweep.tfrecord import masked_crc32c
+    from sweep.logs import tensorboard as ours
+    from sweep.logs.tfrecord import masked_crc32c
 
     rng = random.Random(0)
     for n in (0, 1, 7, 8, 64, 1000):
@@ -324,7 +324,7 @@ def test_records_and_hparams_names_match_tensorboards_own():
 
 
 def test_reading_stops_at_a_record_cut_short_or_corrupt(tmp_path):
-    from sweep.tfrecord import read_records, record
+    from sweep.logs.tfrecord import read_records, record
 
     path = tmp_path / "events"
     path.write_bytes(record(b"first") + record(b"second") + record(b"third")[:-3])  # the last one cut short

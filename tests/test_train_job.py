@@ -11,16 +11,16 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import FAST, REPO, composed, run_train
-from sweep import config
-from sweep.cli import unknown_choice
-from sweep.data import Batches, load
+from sweep.train import checks as config
+from sweep.app.command_line import unknown_choice
+from sweep.train.data import Batches, load
 from sweep.errors import ConfigError
-from sweep.groups import build_groups
-from sweep.job import build
-from sweep.loop import COMPLETED, DIVERGED, PRUNED, train
-from sweep.models import MLP
-from sweep.optim import build_optimizer
-from sweep.schedules import Schedule
+from sweep.lr.groups import build_groups
+from sweep.train.build import build
+from sweep.train.loop import COMPLETED, DIVERGED, PRUNED, train
+from sweep.train.models import MLP
+from sweep.lr.optimizer import build_optimizer
+from sweep.lr.schedule import Schedule
 from sweep.trial import NoTrial
 
 

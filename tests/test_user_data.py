@@ -17,13 +17,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import user_parts
 from conftest import REPO, composed, run_train
-from sweep import data as datasets
+from sweep.train import data as datasets
 from sweep.errors import ConfigError
-from sweep.job import build, train_job
-from sweep.loop import batch_loss, train_batches
-from sweep.models import build_model, load_backbone, parse_prefix
+from sweep.train.build import build
+from sweep.train.job import train_job
+from sweep.train.loop import batch_loss, train_batches
+from sweep.train.models import build_model, load_backbone, parse_prefix
 from sweep.resolvers import direction_of
-from sweep.task import Task, build_task, output_of
+from sweep.train.task import Task, build_task, output_of
 
 TESTS = str(Path(__file__).resolve().parent)
 USER_ENV = {"PYTHONPATH": TESTS, "OMP_NUM_THREADS": "1"}  # user_parts importable, as a user's package would be

@@ -2,7 +2,7 @@
 the Hydra Optuna plugin would write it (plain PyTorch, no lr-sweep code), so both sweeps train the same
 thing and only the sweep machinery differs.
 
-Same data (scikit-learn's digits CSV, 20% held out by a seed-0 permutation, as sweep/data.py), model
+Same data (scikit-learn's digits CSV, 20% held out by a seed-0 permutation, as sweep/train/data.py), model
 (MLP 64-256-256-10: a backbone and a head), optimizer (SGD, momentum 0.9, weight decay 1e-4, the head's
 LR = optimizer.lr x groups.head_lr_mult), step decay per epoch, batch 64, torch's default threads.
 Returns the last epoch's val accuracy. Each job writes `epochs.json` (per-epoch ms and their sum) in

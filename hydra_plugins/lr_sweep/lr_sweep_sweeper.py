@@ -1,4 +1,4 @@
-"""Hydra plugin shim: registers `hydra/sweeper=lr_sweep`; the work is in sweep.sweeper.
+"""Hydra plugin shim: registers `hydra/sweeper=lr_sweep`; the work is in sweep.search.sweeper.
 
 Kept light: Hydra imports every hydra_plugins module at start-up, so Optuna is imported only when
 a sweep actually runs.
@@ -10,12 +10,12 @@ from typing import Any, List
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 
-from sweep.sweeper_conf import SweeperConf
+from sweep.search.settings import SweeperConf
 
 
 class LRSweeper(Sweeper):
     def __init__(self, **conf: Any) -> None:
-        from sweep.sweeper import LRSweeper as Impl
+        from sweep.search.sweeper import LRSweeper as Impl
 
         self.impl = Impl(SweeperConf(**conf))
 

@@ -1,14 +1,14 @@
 """The Hydra sweeper on Optuna: search space, pruning, storage, failures, resume, results.
 
 The sweep asks Optuna for a trial, hands the job a handle to it (`sweep.trial`; how the job runs:
-`sweep.launch`), gets back one `Outcome` and tells the study: COMPLETE, PRUNED, or FAIL with the
+`sweep.search.runners`), gets back one `Outcome` and tells the study: COMPLETE, PRUNED, or FAIL with the
 reason in the trial's `fail_reason` user attribute (every outcome is also kept whole in `outcome`).
 It goes on until the study holds `n_trials` finished (COMPLETE or PRUNED) trials, stops after
 `max_consecutive_failures` failures in a row, or when the sampler has no points left (a finished
 grid). Results are always written.
 
 Resume and going wide: the same command on the same storage continues the study; several sweep
-processes may share one storage, each asking for a trial when it is free (`sweep.workers` keeps
+processes may share one storage, each asking for a trial when it is free (`sweep.search.workers` keeps
 their books: heartbeats, dead workers, surplus trials). `hydra.sweeper.workers=N` starts N such
 processes from one command.
 """
@@ -31,13 +31,18 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from sweep import results, search, workers
+from sweep.search import results
+
+from sweep.search import space as search
+
+from sweep.search import workers
 from sweep.errors import check
-from sweep.launch import InProcessJobs, remote_outcomes, task_config, trial_overrides
-from sweep.search import SpaceHook
-from sweep.storage import create_or_load_study, is_url, masked, open_storage
-from sweep.sweeper_conf import SweeperConf
-from sweep.trial import OUTCOME_ATTR, Outcome, Status, StudyTrial
+from sweep.search.runners import InProcessJobs, remote_outcomes, task_config, trial_overrides
+from sweep.search.space import SpaceHook
+from sweep.search.storage import create_or_load_study, is_url, masked, open_storage
+from sweep.search.settings import SweeperConf
+from sweep.search.handoff import StudyTrial
+from sweep.trial import OUTCOME_ATTR, Outcome, Status
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +170,7 @@ class LRSweeper:
             return
         bounds = study.user_attrs.get(LR_BOUNDS_ATTR)
         if bounds is None:
-            from sweep.lr_find import find
+            from sweep.tools.range_test import find
 
             found = find(task_config(plan.job_cfg), plan.sweep_dir)
             study.set_user_attr(LR_BOUNDS_ATTR, [float(found.interval[0]), float(found.interval[1])])

@@ -50,7 +50,7 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.compat.proto.types_pb2 import DT_FLOAT, DT_STRING
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from sweep.tfrecord import read_records, record
+from sweep.logs.tfrecord import read_records, record
 
 AUTO = "auto"
 MAX_LR_POINTS = 1000  # TensorBoard keeps this many points per scalar tag by default
@@ -60,7 +60,7 @@ SESSION_SUFFIX = ".session"  # a run's HPARAMS session, in a small file of its o
 LR_CHART = ("lr", "lr/* (every group)", r"lr/.*")  # custom-scalars category, chart title, tag regex
 
 # The HPARAMS plugin's names, as tensorboard.plugins.hparams.metadata defines them (that module is
-# not imported: it imports TensorBoard's TensorFlow stub, see sweep/tfrecord.py).
+# not imported: it imports TensorBoard's TensorFlow stub, see sweep/logs/tfrecord.py).
 HPARAMS_PLUGIN, HPARAMS_DATA_VERSION = "hparams", 0
 EXPERIMENT_TAG = "_hparams_/experiment"
 SESSION_START_INFO_TAG = "_hparams_/session_start_info"

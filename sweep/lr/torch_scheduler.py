@@ -2,7 +2,7 @@
 
 `build_scheduler(optimizer, schedule_cfg, steps_per_epoch, epochs)` returns a `ScheduleLR`:
 `step()` once per optimizer update, as torch's per-update schedulers, and every param group's LR
-is `peak_g * factor(t)` from `sweep.schedules` (the functions the job uses, tested value for value
+is `peak_g * factor(t)` from `sweep.lr.schedule` (the functions the job uses, tested value for value
 against torch's schedulers). Being a real `LRScheduler` it goes where torch's go: a plain loop,
 Lightning's `configure_optimizers` (`"interval": "step"`), the `optimizers=(opt, sched)` of a
 transformers `Trainer`. `state_dict()` is plain data (loads with `torch.load(weights_only=True)`)
@@ -18,11 +18,11 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from sweep.errors import check
-from sweep.schedules import PlateauState, Schedule
+from sweep.lr.schedule import PlateauState, Schedule
 
 
 class ScheduleLR(LRScheduler):
-    """Sets each param group's LR from a `sweep.schedules.Schedule`, one `step()` per update.
+    """Sets each param group's LR from a `sweep.lr.schedule.Schedule`, one `step()` per update.
 
     Param groups made by `sweep.build_optimizer` carry their peak (`base_lr * mult`), their first
     epoch (`start_epoch`) and whether they are `frozen`; any other group's peak is its LR when the

@@ -1,5 +1,5 @@
 """What a sweep leaves in its directory: optimization_results.yaml, trials.csv, a summary, and the
-plots (drawn by `sweep.plots` in a background process: matplotlib and the importance evaluator
+plots (drawn by `sweep.search.plots` in a background process: matplotlib and the importance evaluator
 cost seconds that a sweep's wall time need not include)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from sweep.storage import masked
+from sweep.search.storage import masked
 from sweep.trial import OUTCOME_ATTR
-from sweep.workers import FAIL_ATTR
+from sweep.search.workers import FAIL_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def write_all(sweep_dir: str, study: optuna.Study, storage: str, fixed: Sequence
 def write_experiment(sweep_dir: str, study: optuna.Study) -> None:
     """One HPARAMS experiment config at the sweep root, with the union of the trials' keys."""
     if os.path.isdir(os.path.join(sweep_dir, "tensorboard")):  # the jobs wrote runs (else no TensorBoard import)
-        from sweep.tensorboard import write_sweep_experiment
+        from sweep.logs.tensorboard import write_sweep_experiment
 
         trials = study.get_trials(deepcopy=False)
         write_sweep_experiment(sweep_dir, list(dict.fromkeys(k.lstrip("+~") for t in trials for k in t.params)))
@@ -127,17 +127,17 @@ def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[
 
 
 def plots_in_background(sweep_dir: str, storage: str, study_name: str) -> None:
-    """Draw the plots in a detached process (`python -m sweep.plots`), so the sweep ends now."""
+    """Draw the plots in a detached process (`python -m sweep.search.plots`), so the sweep ends now."""
     log_path = os.path.join(sweep_dir, "plots.log")
     with open(log_path, "w") as log_file:
-        subprocess.Popen([sys.executable, "-m", "sweep.plots", sweep_dir, "--storage", storage,
+        subprocess.Popen([sys.executable, "-m", "sweep.search.plots", sweep_dir, "--storage", storage,
                           "--study", study_name], stdout=log_file, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def plots_note(study: optuna.Study, sweep_dir: str, enabled: bool) -> str:
     """Where the plots go, and which cannot be drawn and why."""
-    from sweep.plots import unavailable
+    from sweep.search.plots import unavailable
 
     if not enabled:
         return f"plots: off (hydra.sweeper.plots=false); draw them with python -m sweep plots {sweep_dir}"

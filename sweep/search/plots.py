@@ -1,7 +1,7 @@
 """The sweep's plots: optimization history, parameter importance, objective by base LR and head
 multiplier (PNG, in the sweep dir).
 
-Drawn after the sweep in a process of their own (`python -m sweep.plots DIR --storage S --study N`,
+Drawn after the sweep in a process of their own (`python -m sweep.search.plots DIR --storage S --study N`,
 also `python -m sweep plots DIR`): importing matplotlib and fitting an importance evaluator cost
 seconds that the sweep's wall time need not include. A plot that cannot be drawn is listed by
 `unavailable` with the reason, which the sweep's summary prints.
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", help="default: SWEEP_DIR/study.journal")
     parser.add_argument("--study", help="default: the sweep dir's name")
     args = parser.parse_args(argv)
-    from sweep.storage import open_storage
+    from sweep.search.storage import open_storage
 
     sweep_dir = os.path.abspath(args.sweep_dir)
     storage = open_storage(args.storage or os.path.join(sweep_dir, "study.journal"))

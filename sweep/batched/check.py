@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from sweep.batched_forward import StackedModel, call
+from sweep.batched.forward import StackedModel, call
 from sweep.errors import ConfigError
-from sweep.task import Task, call_model, output_of
+from sweep.train.task import Task, call_model, output_of
 
 KEY = "hydra.sweeper.trials_per_job"
 STATE_SLOTS = {"sgd": 1, "adam": 2, "adamw": 2}  # optimizer state tensors per parameter

@@ -2,7 +2,7 @@
 
 Three ways to split a model, by `groups.name` (or by `rules`, whatever the name):
 - `backbone_head`: the head is found (`find_head`), the backbone is everything else.
-- `layer_decay`: one group per depth (sweep/depth.py), the head shallowest; layer i from the head
+- `layer_decay`: one group per depth (sweep/lr/depth.py), the head shallowest; layer i from the head
   gets `decay ** i`.
 - `rules`: fnmatch patterns over `named_parameters()`, first match wins (`single` is one rule).
 
@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
-from sweep.depth import Layer, backbone_layers
+from sweep.lr.depth import Layer, backbone_layers
 from sweep.errors import ConfigError, check
 from sweep.plain import is_int, is_list, is_number, plain
 

@@ -142,7 +142,7 @@ def build_task(cfg: Mapping[str, Any] | None, train_targets: Callable[[], torch.
     validate(cfg)
     custom = None
     if cfg.get("loss"):
-        from sweep.data import import_object  # a one-line error for a path that does not import
+        from sweep.train.data import import_object  # a one-line error for a path that does not import
 
         import_object("task.loss._target_", cfg["loss"]["_target_"])
         custom = instantiate(cfg["loss"], _convert_="all")

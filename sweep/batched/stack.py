@@ -4,14 +4,14 @@ On a GPU one small trial is bound by kernel launches; K trials stacked along a l
 cost about one trial's launches. Each member is built exactly as a sequential trial (seeded model,
 torch optimizer with its own param groups, its own Schedule); its parameters are stacked with
 torch.func and the forward is vmapped over the stack (the shipped MLP runs as batched matrix
-products instead: the same numbers, faster; sweep/batched_forward.py). The update is vectorised
-with per-member LR vectors (sweep/batched_optim.py). All members see one batch stream, so a
+products instead: the same numbers, faster; sweep/batched/forward.py). The update is vectorised
+with per-member LR vectors (sweep/batched/optimizer.py). All members see one batch stream, so a
 member's losses, metrics and weights match the same trial trained alone (tests/test_batched.py).
 
 Members stay independent: a non-finite loss masks that member out (FAILED, with the epoch and
 update), `on_epoch_end` may prune a member, and failed or pruned members leave the stack at the
 epoch boundary so they stop costing compute. Models that vmap cannot run are found before training
-(sweep/batched_check.py), and the caller falls back to sequential trials.
+(sweep/batched/check.py), and the caller falls back to sequential trials.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from sweep.batched_check import NotBatchable
-from sweep.batched_forward import StackedModel
-from sweep.batched_optim import KINDS, SHARED_FLAGS, ParamSettings, StackedOptimizer, clip_grad_norms
-from sweep.data import Data, train_batches, val_batches
-from sweep.loop import SYNC_EVERY, autocast_for
-from sweep.schedules import Schedule
-from sweep.task import Task
+from sweep.batched.check import NotBatchable
+from sweep.batched.forward import StackedModel
+from sweep.batched.optimizer import KINDS, SHARED_FLAGS, ParamSettings, StackedOptimizer, clip_grad_norms
+from sweep.train.data import Data, train_batches, val_batches
+from sweep.train.loop import SYNC_EVERY, autocast_for
+from sweep.lr.schedule import Schedule
+from sweep.train.task import Task
 from sweep.trial import Status  # the outcome a sequential job reports: COMPLETE, PRUNED, FAILED
 
 
@@ -43,7 +43,7 @@ class Decision(str, enum.Enum):
 class Member:
     """One trial, built as a sequential trial builds it: the seeded model (on the device), its torch
     optimizer (param groups carry name, base_lr, mult, start_epoch, frozen, weight_decay, as
-    sweep/optim.py makes them) and its Schedule. Only the settings are read; the trial's own
+    sweep/lr/optimizer.py makes them) and its Schedule. Only the settings are read; the trial's own
     tensors are copied into the stack."""
 
     model: nn.Module
@@ -53,7 +53,7 @@ class Member:
 
 @dataclass
 class MemberResult:
-    """What a sequential trial would have: status and reason (worded as sweep/loop.py words them),
+    """What a sequential trial would have: status and reason (worded as sweep/train/loop.py words them),
     per-epoch metrics, the LRs of every update (per epoch: `(first update, {group: [lr, ...]})`, the
     arguments of RunWriter.lr_curves), and the final weights (None when failed)."""
 
@@ -93,7 +93,7 @@ def _settings(members: list[Member]) -> tuple[str, dict[str, bool], list[dict[st
 
 class _LRTable:
     """Each member's LR per parameter for every update of an epoch, from its Schedule, as
-    sweep/loop.py sets `param_group['lr']`: 0 while frozen, else base_lr x mult x factor."""
+    sweep/train/loop.py sets `param_group['lr']`: 0 while frozen, else base_lr x mult x factor."""
 
     def __init__(self, groups: list[dict[str, dict[str, Any]]], names: list[str], steps_per_epoch: int):
         self.groups, self.names, self.spe = groups, names, steps_per_epoch
@@ -142,7 +142,7 @@ def _drop_masked_grads(grads: list[torch.Tensor | None], partial: list[torch.Ten
 def train_members(members: list[Member], data: Data, cfg: Mapping[str, Any], task: Task | None = None,
                   on_epoch_end: OnEpochEnd | None = None, objective: str = "val/acc",
                   batched_layers: bool = True) -> list[MemberResult]:
-    """Train all members together as sweep.loop.train trains one; results in member order.
+    """Train all members together as sweep.train.loop.train trains one; results in member order.
 
     `cfg` is the trainer config loop.train reads (epochs, batch_size, seed: the one data order of
     all members, grad_clip, precision, on_device_max_mb). After each epoch `on_epoch_end` hears
@@ -221,7 +221,7 @@ def _train(members: list[Member], data: Data, cfg: Mapping[str, Any], task: Task
                 continue
             r.updates = t
             metrics = {"train/loss": loss_l[pos] / max(t - first, 1), **val_l[pos]}
-            if not math.isfinite(metrics["val/loss"]):  # counted as trained, as sweep/loop.py counts it
+            if not math.isfinite(metrics["val/loss"]):  # counted as trained, as sweep/train/loop.py counts it
                 r.history.append(metrics)
                 r.epochs = epoch + 1
                 r.status = Status.FAILED

@@ -7,7 +7,15 @@ from typing import Any, Mapping
 
 import torch
 
-from sweep import data, groups, optim, schedules, task
+from sweep.train import data
+
+from sweep.lr import groups
+
+from sweep.lr import optimizer as optim
+
+from sweep.lr import schedule as schedules
+
+from sweep.train import task
 from sweep.errors import check
 from sweep.resolvers import register
 

@@ -1,9 +1,9 @@
 """A job that trains several trials together (`hydra.sweeper.trials_per_job=K`).
 
 The sweeper hands the job K trial handles, each with its own job config and job dir. Each member
-is built exactly as its own sequential job would build it (`sweep.job.build`: the same seed, so
+is built exactly as its own sequential job would build it (`sweep.train.build.build`: the same seed, so
 the same initial weights and data order), the K are trained as one stacked model
-(`sweep.batched.train_members`), and then each member ends as a sequential trial ends: its own
+(`sweep.batched.stack.train_members`), and then each member ends as a sequential trial ends: its own
 TensorBoard run, `status.yaml`, checkpoint and one `finish(Outcome)`. Members are independent:
 one that diverges fails alone, one that is pruned leaves the stack at the next epoch.
 
@@ -20,11 +20,11 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from sweep import job
-from sweep.batched import Decision, Member, train_members
-from sweep.batched_check import NotBatchable, check_batchable, check_memory
-from sweep.loop import COMPLETED, Result, train_batches
-from sweep.trial import NoTrial, Outcome, Status, complete, handed_over
+from sweep.train import build, job
+from sweep.batched.stack import Decision, Member, train_members
+from sweep.batched.check import NotBatchable, check_batchable, check_memory
+from sweep.train.loop import COMPLETED, Result, train_batches
+from sweep.trial import NoTrial, Outcome, Status, complete
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,10 @@ def one_by_one(handles: Sequence[NoTrial], why: str) -> float:
     log.info("trials_per_job: %s; training these %d trials one after another", why, len(handles))
     value = float("nan")
     for handle in handles:
-        with handed_over([handle]):
-            try:
-                value = job.train_job(handle.config)
-            except Exception:  # noqa: BLE001 - train_job finished this trial as FAILED; go on with the others
-                log.warning("trial %s failed; see %s", handle.number, handle.job_dir, exc_info=True)
+        try:
+            value = job.train_job(handle.config, handle)
+        except Exception:  # noqa: BLE001 - train_job finished this trial as FAILED; go on with the others
+            log.warning("trial %s failed; see %s", handle.number, handle.job_dir, exc_info=True)
     return value
 
 
@@ -59,7 +58,7 @@ def train_together(handles: Sequence[NoTrial]) -> float:
     differing = _differing(configs)
     if differing:
         return one_by_one(handles, f"the trials differ in {', '.join(differing)}")
-    built = [job.build(c) for c in configs]
+    built = [build.build(c) for c in configs]
     first = built[0]
     tr, objective = first.settings["trainer"], first.settings["objective"]
     batch = next(iter(train_batches(first.data, int(tr["batch_size"]), first.device, int(tr["seed"]))))

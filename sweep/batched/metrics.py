@@ -1,6 +1,6 @@
 """A task's validation metrics for K members at once, as sums that vmap and add up over batches.
 
-Mirrors `sweep.task.Task.evaluate` step for step (the same casts and reductions), so a member's
+Mirrors `sweep.train.task.Task.evaluate` step for step (the same casts and reductions), so a member's
 `val/loss`, `val/acc` or `val/rmse` equal those of the same trial evaluated alone.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from sweep.task import Task
+from sweep.train.task import Task
 
 
 def val_sums(task: Task, output: Any, target: torch.Tensor) -> dict[str, torch.Tensor]:

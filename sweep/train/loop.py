@@ -32,11 +32,11 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from sweep import data as datasets
-from sweep.data import Data, val_batches
-from sweep.schedules import Schedule
-from sweep.task import Task, call_model
-from sweep.tensorboard import RunWriter
+from sweep.train import data as datasets
+from sweep.train.data import Data, val_batches
+from sweep.lr.schedule import Schedule
+from sweep.train.task import Task, call_model
+from sweep.logs.tensorboard import RunWriter
 from sweep.trial import NoTrial
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def autocast_for(device: torch.device, precision: Any = "auto") -> Callable[[], 
 
 def train_batches(built_or_data: Any, batch_size: int, device: torch.device | None = None, seed: int = 0,
                   on_device_max_mb: float = 256) -> Any:
-    """The training batches of a run (`sweep.job.Built` or its `data`), reshuffled each epoch from
+    """The training batches of a run (`sweep.train.job.Built` or its `data`), reshuffled each epoch from
     `seed`: `(inputs, target)` pairs already on `device` (the Built's by default); `len()` is the
     number of updates per epoch. The tensor path indexes on the device; other datasets stream."""
     data = getattr(built_or_data, "data", built_or_data)

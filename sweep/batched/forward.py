@@ -14,13 +14,13 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from sweep.batched_task import add_sums, val_metrics, val_sums
-from sweep.models import MLP
-from sweep.task import Task, output_of
+from sweep.batched.metrics import add_sums, val_metrics, val_sums
+from sweep.train.models import MLP
+from sweep.train.task import Task, output_of
 
 
 def call(module: nn.Module, state: tuple[dict, dict], inputs: Any) -> Any:
-    """As sweep.task.call_model: model(x), model(**x) for a dict, model(*x) for a tuple."""
+    """As sweep.train.task.call_model: model(x), model(**x) for a dict, model(*x) for a tuple."""
     if isinstance(inputs, dict):
         return functional_call(module, state, (), inputs)
     return functional_call(module, state, tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,))

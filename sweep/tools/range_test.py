@@ -281,7 +281,7 @@ def write_yaml(result: LRFindResult, sweep: Sweep, s: Mapping[str, Any], path: s
 
 def training_batches(cfg: Any, built: Any) -> Callable[[], Iterator[Any]]:
     """A new shuffled pass over the training data per call, batched as the training loop batches it."""
-    from sweep.loop import train_batches
+    from sweep.train.loop import train_batches
 
     tr = cfg.trainer
     batches = train_batches(built.data, int(tr.batch_size), built.device, int(tr.seed),
@@ -291,7 +291,7 @@ def training_batches(cfg: Any, built: Any) -> Callable[[], Iterator[Any]]:
 
 def batch_loss_of(cfg: Any, built: Any) -> Callable[[Any], torch.Tensor]:
     """One batch's loss as the training loop computes it (the job's task, its autocast)."""
-    from sweep.loop import autocast_for, batch_loss
+    from sweep.train.loop import autocast_for, batch_loss
 
     autocast = autocast_for(built.device, cfg.trainer.get("precision", "auto"))
     return lambda batch: batch_loss(built.model, batch, built.task, autocast)
@@ -301,7 +301,7 @@ def measure(cfg: Any) -> tuple[Sweep, dict[str, Any], dict[str, float]]:
     """Build the job `cfg` describes and run the range test on it: (record, settings, group multipliers)."""
     from omegaconf import OmegaConf
 
-    from sweep.job import build
+    from sweep.train.build import build
 
     cfg = copy.deepcopy(cfg)  # build() fills in data facts; the caller's config (a sweeper's) stays as it was
     s = settings(OmegaConf.to_container(cfg.lr_find, resolve=True) if cfg.get("lr_find") is not None else None)
@@ -339,7 +339,7 @@ def report(result: LRFindResult, out_dir: str, overrides: Sequence[str] = ()) ->
 
 def run_lr_find(cfg: Any) -> float:
     """Hydra task for mode=lr_find: run the test in the job dir, log the result, return the suggestion."""
-    from sweep.job import job_dir, task_overrides
+    from sweep.train.runtime import job_dir, task_overrides
 
     out = job_dir()
     result = find(cfg, out)

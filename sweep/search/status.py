@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from sweep.errors import ConfigError
 from sweep.trial import OUTCOME_ATTR  # the job's outcome: {status, value, reason, epochs}
-from sweep.workers import FAIL_ATTR, HEARTBEAT_ATTR, WORKER_ATTR  # set by the sweeper's workers
+from sweep.search.workers import FAIL_ATTR, HEARTBEAT_ATTR, WORKER_ATTR  # set by the sweeper's workers
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 MAX_FAILURE_LINES = 20
@@ -112,7 +112,7 @@ def status(target: str, study_name: str | None = None) -> str:
     """The text `python -m sweep status` prints; a ConfigError when the target holds no such study."""
     import optuna
 
-    from sweep.storage import masked, open_storage_readonly
+    from sweep.search.storage import masked, open_storage_readonly
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec, wanted = resolve(target, study_name)

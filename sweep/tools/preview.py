@@ -1,6 +1,6 @@
 """Schedule preview (`python train.py mode=preview ...`): every group's LR at every update, no training.
 
-The preview builds the run's own objects (`sweep.job.build`: data size, groups, optimizer,
+The preview builds the run's own objects (`sweep.train.build.build`: data size, groups, optimizer,
 schedule) from the composed config and asks the schedule for each update's LR with the rule the
 training loop applies (`lr_of`), so the curve is the one a run logs as `lr/<group>`. Nothing is
 trained, so thousands of epochs take seconds.
@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sweep.schedules import Schedule
+from sweep.lr.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ PLATEAU_NOTE = ("schedule=plateau lowers the LR when the monitored metric stalls
 
 
 def lr_of(param_group: Mapping[str, Any], schedule: Schedule, t: int) -> float:
-    """The LR a torch param group uses at update `t`: the rule of the training loop (sweep/loop.py)."""
+    """The LR a torch param group uses at update `t`: the rule of the training loop (sweep/train/loop.py)."""
     if param_group["frozen"]:
         return 0.0
     start = param_group["start_epoch"] * schedule.steps_per_epoch
@@ -200,7 +200,8 @@ def write_side_by_side(sweep_dir: str) -> str | None:
 
 def run_preview(cfg: Any) -> None:
     """Hydra task for mode=preview: build the run's objects, write the curves, log the table."""
-    from sweep.job import build, in_multirun, job_dir, task_overrides
+    from sweep.train.build import build
+    from sweep.train.runtime import in_multirun, job_dir, task_overrides
 
     built = build(cfg)
     curves = schedule_curves(built.optimizer.param_groups, built.schedule)

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from sweep.errors import check
-from sweep.groups import Group
+from sweep.lr.groups import Group
 from sweep.plain import is_list, is_number, plain
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
