@@ -68,10 +68,11 @@ def real_run(overrides: list[str], cache: dict[str, dict[str, float]]) -> dict[s
 
 def range_tests(overrides: list[str]) -> dict[str, tuple[float, tuple[float, float]]]:
     """Each rule's (suggestion, interval) from one range test."""
-    from sweep.tools import range_test as lr_find
+    from sweep.tools.lr_suggestion import RULES, suggest
+    from sweep.tools.range_test import measure
 
-    sweep, _, _ = lr_find.measure(c.compose(overrides))
-    return {rule: lr_find.suggest(sweep.base_lrs, sweep.smoothed, rule) for rule in lr_find.RULES}
+    curve, _, _ = measure(c.compose(overrides))
+    return {rule: suggest(curve.base_lrs, curve.smoothed, rule) for rule in RULES}
 
 
 def main() -> None:

@@ -15,5 +15,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
-.venv/bin/python -m pip install -q -e ".${extras}"
+# lr-sweep and its extras (lightning, transformers, accelerate depend on torch) are installed against
+# the torch now in the venv, pinned by a constraint, so pip never upgrades or replaces it.
+torch_version=$(.venv/bin/python -c "import torch; print(torch.__version__.split('+')[0])")
+constraint=$(mktemp)
+trap 'rm -f "$constraint"' EXIT
+echo "torch==${torch_version}" > "$constraint"
+.venv/bin/python -m pip install -q -c "$constraint" -e ".${extras}"
 .venv/bin/python -c "import torch, sweep; print(f'lr-sweep ready: torch {torch.__version__}, cuda={torch.cuda.is_available()}')"

@@ -8,6 +8,8 @@ The library for a training loop of your own (configs are DictConfig nodes or pla
     trial = sweep.current_trial(cfg)                     # report(value, epoch), should_prune(), finish()
 
 Names resolve on first use, so `import sweep` stays light (no torch until a builder is called).
+Adapters for frameworks: `sweep.lightning` (a Lightning callback and `configure_optimizers`) and
+`sweep.hf` (a transformers `TrainerCallback` and `optimizers=`), each imported on first use.
 
 Layers, each a subpackage whose docstring says what it owns and what it may import (arrows point
 down): `app` (the Hydra edge) -> `search` (the sweeper; no torch) -> `tools` (preview, range test)
@@ -35,7 +37,12 @@ __all__ = list(_HOMES)
 _moved.install()
 
 
+_ADAPTERS = ("lightning", "hf")  # sweep.lightning, sweep.hf: imported on first use (they import their framework)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _ADAPTERS:
+        return importlib.import_module(f"sweep.{name}")
     if name not in _HOMES:
         raise AttributeError(f"module 'sweep' has no attribute {name!r}")
     value = getattr(importlib.import_module(_HOMES[name]), name)

@@ -2,6 +2,7 @@
 
     python -m sweep status DIR_OR_STORAGE_URL [--study NAME]   # where a sweep stands
     python -m sweep plots SWEEP_DIR                             # draw (or redraw) its plots
+    python -m sweep report DIR_OR_STORAGE_URL [--study NAME]   # the LR report: SWEEP_DIR/report.html
 
 Only the chosen command's module is imported, so `status` starts without torch.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"status": "sweep.search.status", "plots": "sweep.search.plots"}
+COMMANDS = {"status": "sweep.search.status", "plots": "sweep.search.plots", "report": "sweep.search.report"}
 
 
 def main(argv: list[str]) -> int:

@@ -26,6 +26,19 @@ class Status(str, enum.Enum):
     FAILED = "failed"
 
 
+def diverged_reason(epoch: int, epochs: int, metric: str, value: float, update: int | None = None,
+                    updates: int | None = None) -> str:
+    """Why a run failed on a non-finite value, counted from 1: "diverged at epoch 1/20, update 17/23:
+    loss=nan" (a training loss) or "diverged at epoch 3/20: val/loss=inf" (a validation metric)."""
+    where = f"epoch {epoch}/{epochs}" + ("" if update is None else f", update {update}/{updates}")
+    return f"diverged at {where}: {metric}={value}"
+
+
+def pruned_reason(epoch: int, epochs: int, objective: str, value: float) -> str:
+    """Why a run stopped early: "pruned after epoch 3/20 (val/acc=0.4123)"."""
+    return f"pruned after epoch {epoch}/{epochs} ({objective}={value:.4g})"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a job reports once, at its end: the status, the objective (None unless COMPLETE),

@@ -46,7 +46,7 @@ def float64():
 
 
 @pytest.fixture(scope="module")
-def digits() -> datasets.DataSet:
+def digits() -> datasets.TensorData:
     data = datasets.load({"name": "digits", "val_fraction": 0.2, "seed": 0, "train_per_class": 12})
     data.x_train, data.x_val = data.x_train.double(), data.x_val.double()
     return data
@@ -70,7 +70,7 @@ def small_mlp() -> nn.Module:
     return MLP(64, 10, hidden=(32, 32))
 
 
-def member(data: datasets.DataSet, seed: int, lr: float, mult: float, optimizer: str = "sgd",
+def member(data: datasets.TensorData, seed: int, lr: float, mult: float, optimizer: str = "sgd",
            schedule: dict | None = None, model_fn: Any = small_mlp, freeze_epochs: int = 0,
            epochs: int = EPOCHS) -> Member:
     """A trial built as the sequential job builds it: seed, model, groups, optimizer, schedule."""
@@ -95,7 +95,7 @@ class Recorder:
         pass
 
 
-def sequential(data: datasets.DataSet, spec: dict[str, Any], **cfg: Any):
+def sequential(data: datasets.TensorData, spec: dict[str, Any], **cfg: Any):
     m = member(data, **spec)
     writer = Recorder()
     result = train(m.model, m.optimizer, m.schedule, data, {**trainer(), **cfg}, writer, task=TASK)
@@ -254,3 +254,22 @@ def test_memory_check_names_the_setting(digits):
     assert fits >= 4
     with pytest.raises(ConfigError, match=r"hydra\.sweeper\.trials_per_job=.*at most \d+ trials"):
         check_memory(fits + 1, small_mlp(), torch.device("cpu"), "sgd", batch, TASK)
+
+
+def test_members_ask_the_one_lr_rule(digits, monkeypatch):
+    """A member's LRs come from `sweep.lr.rule.GroupLRs`, the rule the sequential loop's scheduler
+    applies: change the rule and the member's LRs (and its training) change with it, as the
+    sequential trial's do."""
+    from sweep.lr.rule import GroupLRs
+
+    spec = dict(seed=0, lr=0.05, mult=3.0, schedule=STEP_WARMUP, freeze_epochs=1)
+    before = train_members([member(digits, **spec)], digits, trainer(), TASK)[0]
+    at = GroupLRs.at
+    monkeypatch.setattr(GroupLRs, "at", lambda self, t: [0.5 * lr for lr in at(self, t)])
+    after = train_members([member(digits, **spec)], digits, trainer(), TASK)[0]
+    assert [first for first, _ in after.lr_curves] == [first for first, _ in before.lr_curves]
+    for (_, ours), (_, theirs) in zip(after.lr_curves, before.lr_curves):
+        assert ours.keys() == theirs.keys()
+        for name in ours:
+            assert ours[name] == [0.5 * lr for lr in theirs[name]]
+    assert_same_run(after, *sequential(digits, spec))

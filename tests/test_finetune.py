@@ -19,7 +19,8 @@ from conftest import REPO, read_trials, run_train
 from sweep.train import data as datasets
 from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups
-from sweep.train.loop import COMPLETED, save_checkpoint, train
+from sweep.train.loop import save_checkpoint, train
+from sweep.trial import Status
 from sweep.train.models import CNN, MLP, load_backbone
 from sweep.lr.optimizer import build_optimizer
 from sweep.lr.schedule import Schedule
@@ -178,18 +179,13 @@ def test_backbone_is_frozen_for_freeze_epochs_then_warms_up_and_trains(groups_na
     schedule = Schedule({"name": "cosine", "floor": 0.0, "warmup_epochs": warmup, "warmup_start": 0.0},
                         0.05, spe, epochs)
     lrs: list[dict[str, float]] = []
-    step = optimizer.step
-
-    def recording_step(*args, **kwargs):
-        lrs.append({pg["name"]: pg["lr"] for pg in optimizer.param_groups})
-        return step(*args, **kwargs)
-
-    optimizer.step = recording_step
+    optimizer.register_step_pre_hook(  # each update's LRs, as the step sees them
+        lambda opt, args, kwargs: lrs.append({pg["name"]: pg["lr"] for pg in opt.param_groups}))
     n_groups = len(optimizer.param_groups)
     trial = Snapshots(model, optimizer)
     result = train(model, optimizer, schedule, data, {"seed": 0, "batch_size": batch_size, "epochs": epochs},
                    None, trial)
-    assert result.status == COMPLETED and len(trial.epochs) == epochs
+    assert result.status == Status.COMPLETE and len(trial.epochs) == epochs
     states = [initial] + [e["state"] for e in trial.epochs]
     backbone_names = [g.name for g in groups if g.name != "head"]
     for epoch in range(freeze):  # frozen: the backbone is exactly the loaded one; the head learns

@@ -166,8 +166,8 @@ def test_build_optimizer_param_groups(opt_name: str, decay_norm_bias: bool) -> N
     mults = {"backbone": 1.0, "head": 10.0}
     seen = []
     for pg in opt.param_groups:
-        assert pg["name"] in mults
-        assert pg["mult"] == mults[pg["name"]]
+        assert pg["group"] in mults
+        assert pg["mult"] == mults[pg["group"]]
         assert pg["base_lr"] == 0.02
         assert pg["lr"] == pytest.approx(0.02 * pg["mult"])
         for p in pg["params"]:
@@ -175,10 +175,12 @@ def test_build_optimizer_param_groups(opt_name: str, decay_norm_bias: bool) -> N
             assert pg["weight_decay"] == want_wd, (pg["name"], tuple(p.shape))
         seen += [id(p) for p in pg["params"]]
     assert sorted(seen) == sorted(id(p) for p in m.parameters())
-    names = {pg["name"] for pg in opt.param_groups}
-    assert names == {"backbone", "head"}
+    assert {pg["group"] for pg in opt.param_groups} == {"backbone", "head"}
+    names = [pg["name"] for pg in opt.param_groups]
+    assert len(set(names)) == len(names)  # unique, as Lightning's LearningRateMonitor requires
     if not decay_norm_bias:  # both groups split into a decayed and a plain param group
-        assert len(opt.param_groups) == 4
+        assert names == ["backbone", "backbone/no_decay", "head", "head/no_decay"]
+        assert all(pg["weight_decay"] == 0.0 for pg in opt.param_groups if pg["name"].endswith("/no_decay"))
         assert any(pg["weight_decay"] == 0.0 for pg in opt.param_groups)
     else:
         assert len(opt.param_groups) == 2
@@ -201,7 +203,7 @@ def test_frozen_rule() -> None:
     for name, p in m.named_parameters():
         assert p.requires_grad == (not name.startswith("backbone.")), name
     for pg in opt.param_groups:
-        if pg["name"] == "backbone":
+        if pg["group"] == "backbone":
             assert pg["lr"] == 0.0 and pg["frozen"]
         else:
             assert pg["lr"] == pytest.approx(1.0) and not pg["frozen"]
@@ -290,6 +292,53 @@ def test_get_classifier_without_parameters_falls_back_to_the_last_child() -> Non
     m.get_classifier = lambda: nn.Identity()  # timm's model with num_classes=0
     groups = by_name(build_groups(m, groups_cfg("backbone_head")))
     assert names_of(groups["head"]) == {"aux.weight", "aux.bias"}
+
+
+class SimpleDenseNet(nn.Module):
+    """The lightning-hydra-template's model: the whole net is one `self.model = nn.Sequential(...)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16),
+                                   nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+
+
+class Wrapper(nn.Module):
+    """A LightningModule's shape: `self.net` holds every parameter, next to parameterless parts."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.criterion = nn.CrossEntropyLoss()
+        self.net = net
+
+
+class Plain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.body, self.out = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 3)
+
+
+@pytest.mark.parametrize("make, head, how", [
+    (SimpleDenseNet, "model.6", "last child with parameters of model"),
+    (lambda: Wrapper(SimpleDenseNet()), "net.model.6", "last child with parameters of net.model"),
+    (lambda: Wrapper(FeaturesClassifier()), "net.classifier", "last child with parameters of net"),
+    (lambda: Wrapper(MLP(in_features=8, num_classes=3)), "net.head", "the child called head of net"),
+    (lambda: Wrapper(WithGetClassifier()), "net.fc_out", "get_classifier() of net"),
+])
+def test_the_head_is_found_inside_a_wrapping_container(make, head: str, how: str) -> None:
+    m = make()
+    groups = by_name(build_groups(m, groups_cfg("backbone_head")))
+    assert names_of(groups["head"]) == {f"{head}.{n}" for n, _ in m.get_submodule(head).named_parameters()}
+    assert names_of(groups["backbone"]) == {n for n, _ in m.named_parameters()} - names_of(groups["head"])
+    assert f"head: {head} ({how})" in group_table(list(groups.values()), 0.1, 0.0).splitlines()
+    layered = build_groups(m, groups_cfg("layer_decay", decay=0.5))
+    assert names_of(layered[-1]) == names_of(groups["head"]) and len(layered) > 2
+
+
+def test_layer_decay_inside_a_wrapper_has_one_layer_per_child_of_the_wrapped_model() -> None:
+    groups = build_groups(Wrapper(Plain()), groups_cfg("layer_decay", decay=0.5))
+    assert [g.name for g in groups] == ["net.embed", "net.body", "head"]
+    assert [g.mult for g in groups] == [0.25, 0.5, 1.0]
 
 
 @pytest.mark.parametrize("path", ["classifier.1", "features.2"])

@@ -83,8 +83,8 @@ def test_scheduler_follows_sweep_schedules_value_for_value(name: str, warmup: in
     reference = Schedule(spec, BASE_LR, SPE, EPOCHS)
     for t, row in enumerate(got):
         for pg, lr in zip(optimizer.param_groups, row):
-            peak = BASE_LR * (HEAD_MULT if pg["name"] == "head" else 1.0)
-            assert lr == pytest.approx(peak * reference.factor(t), rel=1e-12, abs=1e-15), (t, pg["name"])
+            peak = BASE_LR * (HEAD_MULT if pg["group"] == "head" else 1.0)
+            assert lr == pytest.approx(peak * reference.factor(t), rel=1e-12, abs=1e-15), (t, pg["group"])
     assert scheduler.get_last_lr() == [pg["lr"] for pg in optimizer.param_groups]
     if name != "constant" or warmup:
         assert len({row[0] for row in got}) > 1  # the curve moves: not a vacuous comparison
@@ -114,7 +114,7 @@ def test_scheduler_matches_torchs_own(name: str, make, per_update: bool) -> None
             want.append([pg["lr"] for pg in ref_opt.param_groups])
             if t < TOTAL - 1 and (per_update or (t + 1) % SPE == 0):
                 ref.step()
-    assert [pg["name"] for pg in optimizer.param_groups] == ["backbone", "head"]
+    assert [pg["group"] for pg in optimizer.param_groups] == ["backbone", "head"]
     for t, (g, w) in enumerate(zip(ours, want)):
         assert g == pytest.approx(w, rel=1e-9, abs=1e-15), t
 
@@ -131,11 +131,11 @@ def test_any_optimizer_works_its_group_lrs_are_the_peaks() -> None:
 
 def test_freeze_epochs_zero_lr_and_no_gradients_until_the_start_epoch() -> None:
     model, optimizer, scheduler = setup(schedule_cfg("constant"), freeze_epochs=2)
-    backbone = [p for pg in optimizer.param_groups if pg["name"] == "backbone" for p in pg["params"]]
+    backbone = [p for pg in optimizer.param_groups if pg["group"] == "backbone" for p in pg["params"]]
     start = [p.detach().clone() for p in backbone]
     for t in range(TOTAL):
         epoch = t // SPE
-        lrs = {pg["name"]: pg["lr"] for pg in optimizer.param_groups}
+        lrs = {pg["group"]: pg["lr"] for pg in optimizer.param_groups}
         assert lrs["backbone"] == (0.0 if epoch < 2 else BASE_LR)
         assert lrs["head"] == pytest.approx(BASE_LR * HEAD_MULT)
         assert all(p.requires_grad == (epoch >= 2) for p in backbone), t
@@ -146,6 +146,31 @@ def test_freeze_epochs_zero_lr_and_no_gradients_until_the_start_epoch() -> None:
             assert all(torch.equal(a, p) for a, p in zip(start, backbone))
         scheduler.step()
     assert not all(torch.equal(a, p) for a, p in zip(start, backbone))
+
+
+def test_plain_steps_equal_torchs_own_path_and_a_tensor_lr_is_filled() -> None:
+    """After its first step, ScheduleLR writes the rule's values itself: the same LRs as torch's own
+    path (`step(epoch)`); a tensor LR takes torch's path and is filled in place."""
+    spec = schedule_cfg("cosine", warmup_epochs=1)
+    _, optimizer, scheduler = setup(spec)
+    plain = lrs_per_update(optimizer, scheduler, TOTAL)
+    _, optimizer, scheduler = setup(spec)
+    closed = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch deprecates step(epoch)
+        for t in range(TOTAL):
+            scheduler.step(t)
+            closed.append([pg["lr"] for pg in optimizer.param_groups])
+    assert closed == plain
+    param = nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([param], lr=torch.tensor(0.1))
+    scheduler = sweep.build_scheduler(optimizer, {"name": "cosine"}, SPE, EPOCHS)
+    lr = optimizer.param_groups[0]["lr"]
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] is lr
+    assert float(lr) == pytest.approx(0.1 * Schedule({"name": "cosine"}, 0.1, SPE, EPOCHS).factor(3))
 
 
 def _through_bytes(state: dict) -> dict:
@@ -209,7 +234,7 @@ def test_builders_take_dictconfig_nodes() -> None:
     groups = sweep.build_groups(model, cfg.groups)
     optimizer = sweep.build_optimizer(cfg.optimizer, groups)
     scheduler = sweep.build_scheduler(optimizer, cfg.schedule, SPE, EPOCHS)
-    assert {pg["name"] for pg in optimizer.param_groups} == {"backbone", "head"}
+    assert {pg["group"] for pg in optimizer.param_groups} == {"backbone", "head"}
     assert scheduler.schedule.spec["step_size"] == 3  # interpolation resolved against the whole config
     assert isinstance(optimizer, torch.optim.AdamW)
 

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import REPO, run_train
+from sweep.tools import lr_suggestion
 from sweep.tools import range_test as lr_find
 from sweep.errors import ConfigError
 from sweep.train.build import build
@@ -48,13 +49,13 @@ def test_rules_read_the_curve_as_documented():
     # flat, then a fall that is steepest at index 30, the lowest loss at 36, then divergence
     x = np.arange(51)
     loss = list(2.0 - 1.5 / (1 + np.exp(-(x - 30) / 2.0)) + np.where(x > 36, 0.3 * (x - 36), 0.0))
-    assert lr_find.steepest(lrs, loss) == 30
-    assert lr_find.minimum(lrs, loss) == 36
+    assert lr_suggestion.steepest(lrs, loss) == 30
+    assert lr_suggestion.minimum(lrs, loss) == 36
     lr, (low, high) = lr_find.suggest(lrs, loss, "steepest")
     assert lr == pytest.approx(lrs[30])
     assert low == pytest.approx(lrs[30] / 10) and high == pytest.approx(lrs[36])  # the lowest loss bounds it
     assert lr_find.suggest(lrs, loss, "minimum")[0] == pytest.approx(lrs[36] / 10)
-    assert 0 < lr_find.valley(lrs, loss) < 36  # halfway along the longest fall, which ends at the minimum
+    assert 0 < lr_suggestion.valley(lrs, loss) < 36  # halfway along the longest fall, which ends at the minimum
     falls_on = list(2.0 - 1.5 / (1 + np.exp(-(x - 20) / 2.0)) - 0.001 * x)  # lowest loss at the very end
     lr, (low, high) = lr_find.suggest(lrs, falls_on, "steepest")
     assert lr == pytest.approx(lrs[20]) and high == pytest.approx(10 * lr)  # at most a decade above
@@ -72,6 +73,10 @@ def test_interval_always_holds_the_suggestion():
 def test_bad_settings_are_one_line_errors(key, value):
     with pytest.raises(ConfigError, match=f"^lr_find.{key}="):
         lr_find.settings({key: value})
+
+
+def test_a_config_without_lr_find_gets_the_shipped_settings():
+    assert lr_find.settings(None) == OmegaConf.to_container(composed().lr_find)
 
 
 def test_too_few_points_before_divergence_is_an_error_that_says_what_to_do():
@@ -166,11 +171,6 @@ def test_suggestion_on_the_default_digits_job_is_within_a_decade_of_the_best_rea
     best = max(GRID, key=lambda lr: scores[lr])
     assert abs(math.log10(saved.suggested_lr / best)) <= 1.0, (saved.suggested_lr, scores)
     assert saved.interval[0] <= best <= saved.interval[1], (saved.interval, scores)
-
-
-def test_code_defaults_match_the_shipped_config():
-    shipped = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "lr_find" / "default.yaml"))
-    assert shipped == lr_find.DEFAULTS
 
 
 def test_any_torch_optimizer_works_and_is_restored():

@@ -132,3 +132,75 @@ def test_multirun_writes_a_preview_per_schedule_and_one_side_by_side(tmp_path: P
         curves.append(rows[:, 2])
     assert not np.allclose(curves[0], curves[1]) and not np.allclose(curves[1], curves[2])
     assert_png(sweep / "preview.png", min_bytes=20_000)
+
+
+class _LoggedLRs:
+    """Stands in for RunWriter: keeps every `lr/<group>` value the training loop logs, in order."""
+
+    def __init__(self) -> None:
+        self.lrs: dict[str, list[float]] = {}
+
+    def lr_curves(self, first: int, curves: dict[str, list[float]]) -> None:
+        for name, values in curves.items():
+            self.lrs.setdefault(name, []).extend(values)
+
+    def scalars(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+
+ONE_RULE = ("data=synthetic", "schedule=cosine", "schedule.warmup_epochs=1", "groups.freeze_epochs=1",
+            "groups.head_lr_mult=4", "trainer.epochs=3")
+
+
+def _trained_lrs(*overrides: str) -> dict[str, list[float]]:
+    from sweep.train.loop import train
+
+    b = build(composed(*overrides))
+    writer = _LoggedLRs()
+    train(b.model, b.optimizer, b.schedule, b.data, b.settings["trainer"], writer, task=b.task)  # type: ignore[arg-type]
+    return writer.lrs
+
+
+def test_preview_equals_what_the_loop_logs_and_what_a_users_scheduler_sets():
+    """One LR rule: the preview, the job's loop and `sweep.build_scheduler` in a user's loop give the
+    same value for every group at every update (exactly: they are the same computation)."""
+    import sweep
+
+    c = curves_of(*ONE_RULE[1:])
+    logged = _trained_lrs(*ONE_RULE)
+    assert list(logged) == c.names
+    for j, name in enumerate(c.names):
+        assert logged[name] == c.lrs[:, j].tolist(), name
+    b = build(composed(*ONE_RULE))
+    spe, epochs = b.schedule.steps_per_epoch, int(b.settings["trainer"]["epochs"])
+    scheduler = sweep.build_scheduler(b.optimizer, b.settings["schedule"], spe, epochs)
+    firsts = scheduler.rule.firsts()
+    users = []
+    for _ in range(spe * epochs):
+        users.append([b.optimizer.param_groups[i]["lr"] for i in firsts.values()])
+        b.optimizer.step()
+        scheduler.step()
+    assert users == c.lrs.tolist()
+
+
+def test_the_loop_and_the_preview_ask_the_one_rule(monkeypatch):
+    """Change the rule (`sweep.lr.rule.GroupLRs.at`) and both the preview and the loop's LRs change
+    with it: neither computes base_lr x mult x factor itself."""
+    from sweep.lr.rule import GroupLRs
+
+    before = curves_of(*ONE_RULE[1:])
+    at = GroupLRs.at
+    monkeypatch.setattr(GroupLRs, "at", lambda self, t: [0.5 * lr for lr in at(self, t)])
+    assert np.array_equal(curves_of(*ONE_RULE[1:]).lrs, 0.5 * before.lrs)
+    logged = _trained_lrs(*ONE_RULE)
+    for j, name in enumerate(before.names):
+        assert logged[name] == (0.5 * before.lrs[:, j]).tolist(), name
+
+
+def test_the_lr_rule_is_written_once():
+    """No module but sweep/lr/rule.py turns a schedule factor into a group's LR."""
+    for path in ("sweep/train/loop.py", "sweep/tools/preview.py", "sweep/batched/stack.py",
+                 "sweep/lr/torch_scheduler.py"):
+        text = (REPO / path).read_text()
+        assert ".factor(" not in text and '["mult"]' not in text, path
+    assert "peak * factor(t, start)" in (REPO / "sweep/lr/rule.py").read_text()

@@ -127,7 +127,7 @@ def test_command_line_exits_0_without_importing_torch(sweep_dir):
 
 def test_unknown_command_is_usage_and_exit_2():
     proc = subprocess.run([sys.executable, "-m", "sweep", "stat"], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 2 and "usage: python -m sweep {status,plots}" in proc.stderr
+    assert proc.returncode == 2 and "usage: python -m sweep {status,plots" in proc.stderr  # more commands may follow
 
 
 @pytest.mark.skipif(not URL, reason="needs a PostgreSQL server: set LRSWEEP_TEST_POSTGRES_URL (.ci/run does)")
@@ -154,3 +154,12 @@ def test_status_of_an_empty_postgres_database_creates_no_tables():
         engine = sqlalchemy.create_engine(url)
         assert sqlalchemy.inspect(engine).get_table_names() == []
         engine.dispose()
+
+
+def test_a_failure_with_no_reason_says_so(tmp_path):
+    study = create_or_load_study(open_storage(str(tmp_path / "j")), "s", "maximize")
+    study.add_trial(make_trial(TrialState.FAIL))
+    study.add_trial(make_trial(TrialState.FAIL, outcome="not an outcome"))
+    text = status.status(str(tmp_path / "j"))
+    assert "  #0  no reason recorded" in text and "  #1  no reason recorded" in text
+    assert "trials: 2 FAIL (2 in all)" in text

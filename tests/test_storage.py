@@ -128,3 +128,42 @@ def test_sweep_on_an_unreachable_database_is_one_line_before_training(tmp_path):
     assert len(errors) == 1 and errors[0].startswith("error: hydra.sweeper.storage="), proc.stderr
     assert SECRET not in proc.stdout + proc.stderr
     assert not list(Path(tmp_path / "s").glob("*/tensorboard"))  # no trial trained
+
+
+# --------------------------------------------------------------------------- opening the sweep's study
+
+def _plan(tmp_path: Path, **changes):
+    from omegaconf import OmegaConf
+    from optuna.distributions import FloatDistribution
+
+    from sweep.search.plan import Plan
+
+    fields = dict(space={"x": FloatDistribution(-2, 2)}, fixed=[], job_cfg=OmegaConf.create({"x": 0.5}), hook=None,
+                  lr_bounds=None, pruner_spec={"name": "median", "n_startup_trials": 1},
+                  pruner=optuna.pruners.MedianPruner(n_startup_trials=1), sweep_dir=str(tmp_path),
+                  storage_spec=str(tmp_path / "study.journal"), study_name="s", in_process=True, n_workers=1)
+    return Plan(**{**fields, **changes})
+
+
+def test_open_study_stores_the_pruner_for_jobs_elsewhere_and_enqueues_the_current_values_once(tmp_path):
+    from sweep.search import keys
+    from sweep.search.settings import SweeperConf
+    from sweep.search.study import open_study
+
+    conf = SweeperConf(direction="minimize", enqueue_current=True, seed=3)
+    study, storage = open_study(conf, _plan(tmp_path))
+    assert study.user_attrs[keys.PRUNER] == {"name": "median", "n_startup_trials": 1}
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)  # the plan's own pruner, built once
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(-2, 2)}), 1.0)
+    assert study.trials[0].params == {"x": 0.5}
+    again, _ = open_study(conf, _plan(tmp_path))  # a resume: nothing enqueued a second time
+    assert not [t for t in again.trials if t.state == optuna.trial.TrialState.WAITING]
+
+
+def test_open_study_refuses_a_study_of_the_other_direction(tmp_path):
+    from sweep.search.settings import SweeperConf
+    from sweep.search.study import open_study
+
+    open_study(SweeperConf(direction="minimize"), _plan(tmp_path))
+    with pytest.raises(ConfigError, match="the direction of the existing study 's' \\(minimize\\)"):
+        open_study(SweeperConf(direction="maximize"), _plan(tmp_path))

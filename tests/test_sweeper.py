@@ -18,7 +18,7 @@ import pytest
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 
-from sweep.search import sweeper as sweeper_module
+from sweep.search import plan as plan_module
 from sweep.search.storage import open_storage
 from sweep.search.workers import is_surplus
 
@@ -141,7 +141,7 @@ def test_keep_checkpoints_keeps_only_the_best(monkeypatch, tmp_path):
 
 
 def test_jobs_run_through_a_hydra_launcher_get_their_trial_from_the_storage(monkeypatch, tmp_path):
-    monkeypatch.setattr(sweeper_module, "BASIC_LAUNCHER", "not the configured launcher")
+    monkeypatch.setattr(plan_module, "BASIC_LAUNCHER", "not the configured launcher")
     d = sweep(monkeypatch, tmp_path, "steps=6", "hydra.sweeper.n_trials=6", "hydra.sweeper.pruner=median",
               "hydra.sweeper.n_startup_trials=1", "hydra.sweeper.n_warmup_steps=0", "fail_above=1.5")
     trials = study(d).trials
@@ -257,3 +257,268 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
     trials = study(d).trials
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 8
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+# --------------------------------------------------------------------------- the pieces, one by one
+# Fast tests of the sweeper's recording, asking, interruption and reclaim paths on an in-memory or
+# journal study, without Hydra.
+
+from omegaconf import OmegaConf  # noqa: E402
+from optuna.distributions import FloatDistribution  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from sweep.errors import ConfigError  # noqa: E402
+from sweep.search import keys, workers  # noqa: E402
+from sweep.search.checkpoints import keep_best_checkpoints  # noqa: E402
+from sweep.search.plan import Plan  # noqa: E402
+from sweep.search.runners import Asked  # noqa: E402
+from sweep.search.settings import SweeperConf  # noqa: E402
+from sweep.search.space import load_hook  # noqa: E402
+from sweep.search.study import apply_lr_bounds  # noqa: E402
+from sweep.search.sweeper import LRSweeper, record  # noqa: E402
+from sweep.trial import Outcome, Status  # noqa: E402
+
+X = {"x": FloatDistribution(-2, 2)}
+
+
+def plan_for(tmp_path: Path, **changes) -> Plan:
+    fields = dict(space=dict(X), fixed=[], job_cfg=OmegaConf.create({"x": 0.5}), hook=None, lr_bounds=None,
+                  pruner_spec={"name": "none"}, pruner=optuna.pruners.NopPruner(), sweep_dir=str(tmp_path),
+                  storage_spec=str(tmp_path / "study.journal"), study_name="s", in_process=True, n_workers=1)
+    return Plan(**{**fields, **changes})
+
+
+def journal_study(tmp_path: Path) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
+    storage = open_storage(str(tmp_path / "study.journal"))
+    return optuna.create_study(study_name="s", storage=storage, direction="minimize"), storage
+
+
+def test_record_tells_each_status_and_keeps_the_reason_where_readers_find_it():
+    s = optuna.create_study()
+    told = [record(s, s.ask(X), outcome) for outcome in (
+        Outcome(Status.COMPLETE, 0.5, "", 3), Outcome(Status.PRUNED, None, "pruned after epoch 1/3", 1),
+        Outcome(Status.FAILED, None, "diverged at epoch 2/3: loss=nan", 2))]
+    assert told == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    complete, pruned, failed = s.trials
+    assert complete.value == 0.5 and complete.user_attrs == {}  # the value and params say it all
+    assert pruned.user_attrs[keys.OUTCOME] == {"status": "pruned", "value": None,
+                                               "reason": "pruned after epoch 1/3", "epochs": 1}
+    assert keys.FAIL_REASON not in pruned.user_attrs
+    assert failed.user_attrs[keys.FAIL_REASON] == "diverged at epoch 2/3: loss=nan"
+    assert [keys.failure_reason(t.user_attrs) for t in s.trials] == [
+        "", "pruned after epoch 1/3", "diverged at epoch 2/3: loss=nan"]
+
+
+def test_record_after_a_finished_grid_does_not_raise():
+    s = optuna.create_study(sampler=optuna.samplers.GridSampler({"x": [0.0]}))
+    trial = s.ask()
+    trial.suggest_float("x", -1, 1)
+    assert record(s, trial, Outcome(Status.COMPLETE, 1.0)) == TrialState.COMPLETE
+    assert s.sampler.is_exhausted(s)
+
+
+def test_failure_reason_prefers_the_sweepers_reason_and_reads_only_a_mapping_outcome():
+    outcome = {"status": "failed", "reason": "ValueError: x"}
+    assert keys.failure_reason({keys.FAIL_REASON: "worker h:1 died", keys.OUTCOME: outcome}) == "worker h:1 died"
+    assert keys.failure_reason({keys.OUTCOME: outcome}) == "ValueError: x"
+    assert keys.failure_reason({keys.OUTCOME: "not a dict"}) == ""
+    assert keys.failure_reason({}) == ""
+
+
+class FakeHeartbeat:
+    def __init__(self):
+        self.ids: set[int] = set()
+        self.seen: list[set[int]] = []
+
+    def add(self, ids):
+        self.ids.update(ids)
+
+    def discard(self, ids):
+        self.ids.difference_update(ids)
+
+
+def test_a_stopped_sweep_records_its_running_trials_as_interrupted(tmp_path):
+    s, storage = journal_study(tmp_path)
+    sweeper = LRSweeper(SweeperConf(n_trials=2, n_jobs=2))
+    sweeper.heartbeat = FakeHeartbeat()
+    jobs = sweeper.ask(plan_for(tmp_path), s, storage, 2)
+
+    def stopped(batch):
+        assert sweeper.heartbeat.ids == {a.trial_id for job in batch for a in job}  # beating while they run
+        raise KeyboardInterrupt
+
+    sweeper.launch = stopped
+    with pytest.raises(KeyboardInterrupt):
+        sweeper.run_jobs(s, jobs)
+    assert sweeper.heartbeat.ids == set()
+    assert [t.state for t in s.trials] == [TrialState.FAIL] * 2
+    assert all(t.user_attrs[keys.FAIL_REASON].startswith("interrupted") for t in s.trials)
+    assert all(t.user_attrs[keys.WORKER] == workers.worker_id() for t in s.trials)
+
+
+def test_a_broken_space_hook_fails_its_trial_and_asks_no_job(tmp_path):
+    s, storage = journal_study(tmp_path)
+
+    def hook(trial, cfg):
+        raise KeyError("schedule")
+
+    sweeper = LRSweeper(SweeperConf(n_trials=3))
+    assert sweeper.ask(plan_for(tmp_path, hook=hook), s, storage, 1) == []
+    (t,) = s.trials
+    assert t.state == TrialState.FAIL and t.user_attrs[keys.FAIL_REASON] == "space hook: KeyError: 'schedule'"
+
+
+def test_a_trial_asked_over_the_budget_is_recorded_as_surplus(tmp_path):
+    s, storage = journal_study(tmp_path)
+    s.tell(s.ask(X), 1.0)
+    s.ask(X)  # another worker's running trial
+    sweeper = LRSweeper(SweeperConf(n_trials=2))
+    assert sweeper.ask(plan_for(tmp_path), s, storage, 1) == []
+    assert s.trials[-1].state == TrialState.FAIL and s.trials[-1].user_attrs[keys.FAIL_REASON].startswith("surplus")
+
+
+def test_ask_groups_trials_per_job_and_a_database_study_records_each_job_dir(tmp_path):
+    s, storage = journal_study(tmp_path)
+    sweeper = LRSweeper(SweeperConf(n_trials=10, trials_per_job=2))
+    jobs = sweeper.ask(plan_for(tmp_path, hook=lambda trial, cfg: {"y": 1}), s, storage, 5)
+    assert [[a.trial.number for a in job] for job in jobs] == [[0, 1], [2, 3], [4]]
+    assert all(isinstance(a, Asked) and set(a.overrides) == {"x", "y"} for job in jobs for a in job)
+    assert keys.JOB_DIR not in s.trials[0].user_attrs  # a journal: the job dir is <sweep dir>/<number>
+    url_plan = plan_for(tmp_path, storage_spec="postgresql://u@h/db")
+    (job,) = sweeper.ask(url_plan, s, storage, 1)
+    assert s.trials[-1].user_attrs[keys.JOB_DIR] == str(tmp_path / str(job[0].trial.number))
+
+
+def running_trial(s: optuna.Study, worker: str, heartbeat: float | None = None) -> optuna.Trial:
+    trial = s.ask(X)
+    trial.set_user_attr(keys.WORKER, worker)
+    if heartbeat is not None:
+        trial.set_user_attr(keys.HEARTBEAT, heartbeat)
+    return trial
+
+
+def test_reclaim_fails_only_dead_workers_trials_and_retries_each_once(tmp_path):
+    import time
+
+    s, storage = journal_study(tmp_path)
+    now = time.time()
+    stale = running_trial(s, "elsewhere:1", heartbeat=now - 600)
+    fresh = running_trial(s, "elsewhere:2", heartbeat=now - 5)
+    alive = running_trial(s, f"{socket.gethostname()}:{os.getpid()}")
+    mine = running_trial(s, "elsewhere:3", heartbeat=now - 600)
+    mine_id = storage.get_trial_id_from_study_id_trial_number(s._study_id, mine.number)
+    assert workers.reclaim_dead(s, storage, 120.0, {mine_id}) == [stale.number]
+    states = {t.number: t.state for t in s.trials}
+    assert states[stale.number] == TrialState.FAIL
+    assert {states[t.number] for t in (fresh, alive, mine)} == {TrialState.RUNNING}
+    assert s.trials[stale.number].user_attrs[keys.FAIL_REASON] == "worker elsewhere:1 died while running it"
+    waiting = [t for t in s.trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].user_attrs[keys.RETRY_OF] == stale.number
+    retry = s.ask(X)  # the retry runs and its worker dies too: it is failed, not enqueued again
+    retry.set_user_attr(keys.WORKER, "elsewhere:4")
+    assert retry.user_attrs[keys.RETRY_OF] == stale.number and retry.params == s.trials[stale.number].params
+    assert workers.reclaim_dead(s, storage, 0.0, {mine_id}) == [fresh.number, retry.number]
+    assert [t.user_attrs[keys.RETRY_OF] for t in s.trials if t.state == TrialState.WAITING] == [fresh.number]
+
+
+def test_a_trial_without_a_heartbeat_is_dead_only_after_stale_after_s_from_its_start():
+    s = optuna.create_study()
+    running_trial(s, "elsewhere:1")
+    t = s.trials[0]
+    started = t.datetime_start.timestamp()
+    assert not workers.is_dead(t, 120.0, now=started + 60)
+    assert workers.is_dead(t, 120.0, now=started + 121)
+
+
+def test_heartbeat_marks_the_trials_it_holds(tmp_path):
+    import time
+
+    s, storage = journal_study(tmp_path)
+    trial = s.ask(X)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(s._study_id, trial.number)
+    beat = workers.Heartbeat(storage, 0.05)
+    try:
+        beat.add([trial_id])
+        deadline = time.time() + 5
+        while keys.HEARTBEAT not in storage.get_trial(trial_id).user_attrs and time.time() < deadline:
+            time.sleep(0.02)
+        assert beat.mine() == {trial_id}
+    finally:
+        beat.stop()
+    assert storage.get_trial(trial_id).user_attrs[keys.HEARTBEAT] > 0
+
+
+def test_lr_bounds_are_measured_once_per_study_and_reused(tmp_path):
+    s, _ = journal_study(tmp_path)
+    calls = []
+
+    def bounds(cfg, out_dir):
+        calls.append((cfg.x, out_dir))
+        return 1e-3, 0.5
+
+    plan = plan_for(tmp_path, lr_bounds=bounds)
+    apply_lr_bounds("tests.bounds", plan, s)
+    assert calls == [(0.5, str(tmp_path))] and s.user_attrs[keys.LR_BOUNDS] == [1e-3, 0.5]
+    assert plan.space["optimizer.lr"] == FloatDistribution(1e-3, 0.5, log=True)
+    again = plan_for(tmp_path, lr_bounds=bounds)
+    apply_lr_bounds("tests.bounds", again, s)  # a resumed sweep or a second worker
+    assert len(calls) == 1 and again.space["optimizer.lr"] == FloatDistribution(1e-3, 0.5, log=True)
+
+
+def test_lr_bounds_take_a_result_with_an_interval_and_refuse_an_empty_one(tmp_path):
+    class Found:
+        interval = (0.01, 1.0)
+
+    s, _ = journal_study(tmp_path)
+    apply_lr_bounds("h", plan_for(tmp_path, lr_bounds=lambda cfg, out: Found()), s)
+    assert s.user_attrs[keys.LR_BOUNDS] == [0.01, 1.0]
+    other = optuna.create_study()
+    with pytest.raises(ConfigError, match="^hydra.sweeper.lr_bounds='h'"):
+        apply_lr_bounds("h", plan_for(tmp_path, lr_bounds=lambda cfg, out: (0.0, 1.0)), other)
+    plan = plan_for(tmp_path)
+    apply_lr_bounds(None, plan, other)  # no lr_bounds: the space is left as it is
+    assert "optimizer.lr" not in plan.space
+
+
+def test_lr_bounds_names_a_hook_by_its_short_name_or_its_path():
+    from sweep.search.plan import LR_BOUNDS_HOOKS
+
+    assert LR_BOUNDS_HOOKS["lr_find"] == "sweep.tools.range_test.find"
+    assert load_hook("os.path.join", "hydra.sweeper.lr_bounds", LR_BOUNDS_HOOKS) is os.path.join
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.lr_bounds='lr_fnd'.*lr_find or an importable"):
+        load_hook("lr_fnd", "hydra.sweeper.lr_bounds", LR_BOUNDS_HOOKS)
+
+
+def test_keep_best_checkpoints_removes_only_the_losers(tmp_path):
+    s = optuna.create_study(direction="maximize")
+    for value in (0.1, 0.9, 0.5):
+        s.tell(s.ask(X), value)
+    for n in range(3):
+        (tmp_path / str(n)).mkdir()
+        (tmp_path / str(n) / "checkpoint.pt").write_bytes(b"x")
+    assert keep_best_checkpoints(s, str(tmp_path), None) == []
+    assert keep_best_checkpoints(s, str(tmp_path), 2) == [str(tmp_path / "0" / "checkpoint.pt")]
+    assert [(tmp_path / str(n) / "checkpoint.pt").exists() for n in range(3)] == [False, True, True]
+
+
+def quadratic_lr_bounds(cfg, out_dir):
+    """An lr_bounds hook of a user's own (named by its path on the command line below)."""
+    Path(out_dir, "bounds.txt").write_text(f"x={cfg.x}")
+    return 0.01, 0.1
+
+
+def test_lr_bounds_from_a_hook_of_a_users_own_bound_the_searched_lr(monkeypatch, tmp_path):
+    d = sweep(monkeypatch, tmp_path, "hydra.sweeper.n_trials=3",
+              "hydra.sweeper.lr_bounds=test_sweeper.quadratic_lr_bounds")
+    s = study(d)
+    assert s.user_attrs[keys.LR_BOUNDS] == [0.01, 0.1] and (d / "bounds.txt").exists()
+    assert all(0.01 <= t.params["optimizer.lr"] <= 0.1 for t in s.trials)
+
+
+def test_an_unknown_lr_bounds_hook_is_one_line_and_exit_2_before_any_trial(monkeypatch, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        sweep(monkeypatch, tmp_path, "hydra.sweeper.lr_bounds=lr_fnd")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "hydra.sweeper.lr_bounds='lr_fnd'" in err and "lr_find or an importable module.function" in err
+    assert not (tmp_path / "sweep" / "study.journal").exists()

@@ -157,17 +157,15 @@ def test_a_single_run_declares_its_own_columns_and_lr_chart(tmp_path):
                                                 for p in os.listdir(tmp_path / "run"))
 
 
-def test_old_method_names_still_work(tmp_path):
-    w = RunWriter(str(tmp_path / "run"), 1e-3)
+def test_an_epochs_lr_curves_at_once_and_close_without_a_session(tmp_path):
+    w = RunWriter(str(tmp_path / "run"))
     w.lr_curves(0, {"backbone": [0.01] * 5, "head": [0.1] * 5})
     w.scalars({"val/acc": 0.5}, 0)
-    w.hparams({"optimizer.lr": 0.01}, ["val/acc"])
     w.close()
     w.close()  # twice is harmless
     acc = load(tmp_path / "run")
     assert [e.step for e in acc.Scalars("lr/head")] == [0, 1, 2, 3, 4]
-    content = hparams_content(acc)
-    assert content[SESSION_END].session_end_info.status == api_pb2.STATUS_UNKNOWN
+    assert SESSION_END not in hparams_content(acc)
 
 
 def sweep_of_three(sweep_dir):
@@ -310,7 +308,7 @@ def test_records_and_hparams_names_match_tensorboards_own():
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_masked_crc32c
     from tensorboard.plugins.hparams import metadata
 
-    from sweep.logs import tensorboard as ours
+    from sweep.logs import events as ours  # the record and HPARAMS names live in sweep/logs/events.py
     from sweep.logs.tfrecord import masked_crc32c
 
     rng = random.Random(0)

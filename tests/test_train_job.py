@@ -17,7 +17,8 @@ from sweep.train.data import Batches, load
 from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups
 from sweep.train.build import build
-from sweep.train.loop import COMPLETED, DIVERGED, PRUNED, train
+from sweep.train.loop import train
+from sweep.trial import Status
 from sweep.train.models import MLP
 from sweep.lr.optimizer import build_optimizer
 from sweep.lr.schedule import Schedule
@@ -187,7 +188,7 @@ def test_divergence_report_is_the_same_with_a_sync_every_update_or_every_50(lr):
     reports = []
     for sync_every in (1, 7, 50):
         result = train(*tiny_run(lr, sync_every=sync_every), None)
-        assert result.status == DIVERGED
+        assert result.status == Status.FAILED
         reports.append((result.diverged_update, result.updates, result.reason, result.epochs))
     assert reports[0] == reports[1] == reports[2]
     first_bad, updates, reason, _ = reports[0]
@@ -211,11 +212,11 @@ class AlwaysPrune(NoTrial):
 def test_the_last_epoch_is_not_a_pruning_point():
     trial = AlwaysPrune()
     result = train(*tiny_run(0.05, epochs=3), None, trial)
-    assert result.status == PRUNED and result.epochs == 1 and result.reason.startswith("pruned after epoch 1/3")
+    assert result.status == Status.PRUNED and result.epochs == 1 and result.reason.startswith("pruned after epoch 1/3")
     assert trial.reported == [1]  # epochs count from 1
     trial = AlwaysPrune()
     result = train(*tiny_run(0.05, epochs=1), None, trial)
-    assert result.status == COMPLETED and trial.reported == [1]  # reported, but never pruned at its end
+    assert result.status == Status.COMPLETE and trial.reported == [1]  # reported, but never pruned at its end
 
 
 def test_group_table_shows_the_lr_of_the_first_update():
@@ -256,5 +257,5 @@ def test_no_host_sync_between_sync_points_on_cuda():
         result = train(model, optimizer, schedule, data, trainer, None)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert result.status == COMPLETED and result.epochs == 2
+    assert result.status == Status.COMPLETE and result.epochs == 2
     assert torch.cuda.get_sync_debug_mode() == 0

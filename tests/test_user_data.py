@@ -145,7 +145,7 @@ def test_csv_without_the_target_column_names_the_columns_it_has(tmp_path):
 def test_tensor_datasets_take_the_indexed_path_and_others_a_dataloader():
     fast = datasets.load({"name": "custom", "_target_": "user_parts.tensor_blobs"})
     slow = datasets.load({"name": "custom", "_target_": "user_parts.blobs"})
-    assert isinstance(fast, datasets.DataSet) and isinstance(slow, datasets.Datasets)
+    assert isinstance(fast, datasets.TensorData) and isinstance(slow, datasets.UserDatasets)
     assert fast.num_classes == slow.num_classes == 3 and fast.num_features == slow.num_features == 8
     a = list(train_batches(fast, 32, torch.device("cpu"), 0))
     b = list(train_batches(slow, 32, torch.device("cpu"), 0))

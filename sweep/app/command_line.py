@@ -204,8 +204,3 @@ def check_command_line(argv: Sequence[str], conf_dir: str, config_name: str = "t
     if message:
         print(message, file=sys.stderr)
         sys.exit(2)
-
-
-def check_choices(argv: Sequence[str], conf_dir: str) -> None:
-    """Kept for train.py until it calls check_command_line (which also checks keys)."""
-    check_command_line(argv, conf_dir)

@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 from sweep.train import build, job
 from sweep.batched.stack import Decision, Member, train_members
 from sweep.batched.check import NotBatchable, check_batchable, check_memory
-from sweep.train.loop import COMPLETED, Result, train_batches
-from sweep.trial import NoTrial, Outcome, Status, complete
+from sweep.train.loop import train_batches
+from sweep.trial import NoTrial, Outcome, Status
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,7 @@ def train_together(handles: Sequence[NoTrial]) -> float:
     for b, h, w, r in zip(built, handles, writers, results):
         for first_update, curves in r.lr_curves:
             w.lr_curves(first_update, curves)
-        if r.status == Status.COMPLETE:
-            value = Result(COMPLETED, history=r.history).metric(metric, objective["reduce"],
-                                                                objective["direction"] == "maximize")
-            outcome = complete(value, r.epochs)
-        else:
-            outcome = Outcome(r.status, None, r.reason, r.epochs)
+        outcome = job.outcome_of(r, r.metric(metric, objective["reduce"], objective["direction"] == "maximize"))
         job.close_writer(w, b, h, outcome.status.value)
         if r.state_dict is not None:
             b.model.load_state_dict(r.state_dict)

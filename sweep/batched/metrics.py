@@ -1,7 +1,8 @@
 """A task's validation metrics for K members at once, as sums that vmap and add up over batches.
 
-Mirrors `sweep.train.task.Task.evaluate` step for step (the same casts and reductions), so a member's
-`val/loss`, `val/acc` or `val/rmse` equal those of the same trial evaluated alone.
+Mirrors `sweep.train.task.Task.evaluate` step for step (the same casts and reductions, and its own
+`Task.val_metrics` for the last step), so a member's `val/loss`, `val/acc` or `val/rmse` equal those
+of the same trial evaluated alone.
 """
 
 from __future__ import annotations
@@ -27,6 +28,4 @@ def val_metrics(task: Task, total: dict[str, torch.Tensor] | None, count: int) -
     if not total or not count:
         return []
     loss, score = torch.stack([total["loss"].float(), total["score"].float()]).tolist()
-    if task.regression:
-        return [{"val/loss": lo / count, "val/rmse": (s / count) ** 0.5} for lo, s in zip(loss, score)]
-    return [{"val/loss": lo / count, "val/acc": s / count} for lo, s in zip(loss, score)]
+    return [task.val_metrics(lo, sc, count) for lo, sc in zip(loss, score)]

@@ -27,11 +27,12 @@ from torch import nn
 from sweep.batched.check import NotBatchable
 from sweep.batched.forward import StackedModel
 from sweep.batched.optimizer import KINDS, SHARED_FLAGS, ParamSettings, StackedOptimizer, clip_grad_norms
-from sweep.train.data import Data, train_batches, val_batches
-from sweep.train.loop import SYNC_EVERY, autocast_for
+from sweep.train.data import TrainValData, train_batches, val_batches
+from sweep.train.loop import SYNC_EVERY, Result, autocast_for
+from sweep.lr.rule import GroupLRs
 from sweep.lr.schedule import Schedule
 from sweep.train.task import Task
-from sweep.trial import Status  # the outcome a sequential job reports: COMPLETE, PRUNED, FAILED
+from sweep.trial import Status, diverged_reason, pruned_reason
 
 
 class Decision(str, enum.Enum):
@@ -52,16 +53,11 @@ class Member:
 
 
 @dataclass
-class MemberResult:
-    """What a sequential trial would have: status and reason (worded as sweep/train/loop.py words them),
-    per-epoch metrics, the LRs of every update (per epoch: `(first update, {group: [lr, ...]})`, the
-    arguments of RunWriter.lr_curves), and the final weights (None when failed)."""
+class MemberResult(Result):
+    """What a sequential trial's loop returns (`sweep.train.loop.Result`: status, reason worded by
+    `sweep.trial`, per-epoch metrics), plus the LRs of every update (per epoch: `(first update,
+    {group: [lr, ...]})`, the arguments of RunWriter.lr_curves) and the final weights (None when failed)."""
 
-    status: Status = Status.COMPLETE
-    reason: str = ""
-    epochs: int = 0
-    updates: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
     lr_curves: list[tuple[int, dict[str, list[float]]]] = field(default_factory=list)
     state_dict: dict[str, torch.Tensor] | None = None
 
@@ -92,44 +88,36 @@ def _settings(members: list[Member]) -> tuple[str, dict[str, bool], list[dict[st
 
 
 class _LRTable:
-    """Each member's LR per parameter for every update of an epoch, from its Schedule, as
-    sweep/train/loop.py sets `param_group['lr']`: 0 while frozen, else base_lr x mult x factor."""
+    """Each member's LR per parameter for every update of an epoch, from the member's own
+    `sweep.lr.rule.GroupLRs`: the rule the sequential loop's scheduler applies, asked once per
+    update and member (param groups that share a peak and start share the computation)."""
 
-    def __init__(self, groups: list[dict[str, dict[str, Any]]], names: list[str], steps_per_epoch: int):
-        self.groups, self.names, self.spe = groups, names, steps_per_epoch
+    def __init__(self, members: list[Member], groups: list[dict[str, dict[str, Any]]], names: list[str]) -> None:
+        self.rules = [GroupLRs(m.optimizer.param_groups, m.schedule) for m in members]
+        self.columns = []  # per member, the index of each parameter's param group
+        for m, by_name in zip(members, groups):
+            index = {id(g): i for i, g in enumerate(m.optimizer.param_groups)}
+            self.columns.append([index[id(by_name[n])] for n in names])
+        self.rows: dict[int, list[list[float]]] = {}  # per member, the LRs of the current epoch
 
-    @staticmethod
-    def lr(group: dict[str, Any], schedule: Schedule, t: int, spe: int) -> float:
-        if group["frozen"]:
-            return 0.0
-        return group["base_lr"] * group["mult"] * schedule.factor(t, group["start_epoch"] * spe)
-
-    def epoch(self, members: list[int], schedules: list[Schedule], t0: int, n: int,
-              device: torch.device) -> torch.Tensor:
+    def epoch(self, members: list[int], t0: int, n: int, device: torch.device) -> torch.Tensor:
         """(n, K, P) float64: update i, member k, parameter j."""
-        rows = []
+        per_member = []
         for k in members:
-            cache: dict[tuple, list[float]] = {}
-            cols = []
-            for name in self.names:
-                g = self.groups[k][name]
-                key = (g["frozen"], g["base_lr"], g["mult"], g["start_epoch"])
-                if key not in cache:
-                    cache[key] = [self.lr(g, schedules[k], t, self.spe) for t in range(t0, t0 + n)]
-                cols.append(cache[key])
-            rows.append(cols)
-        return torch.tensor(rows, dtype=torch.float64).permute(2, 0, 1).contiguous().to(device)
+            rule = self.rules[k]
+            self.rows[k] = rule.span(t0, n)
+            lrs = torch.tensor(self.rows[k], dtype=torch.float64).reshape(n, len(rule))
+            per_member.append(lrs[:, self.columns[k]])
+        return torch.stack(per_member, 1).contiguous().to(device)
 
-    def trains(self, member: int, name: str, epoch: int) -> bool:
-        g = self.groups[member][name]
-        return not g["frozen"] and epoch >= g["start_epoch"]
+    def trains(self, member: int, param: int, t: int) -> bool:
+        """Whether parameter `param` (by position) of `member` trains at update `t`."""
+        return self.rules[member].trains(self.columns[member][param], t)
 
-    def curves(self, member: int, schedule: Schedule, t0: int, n: int) -> dict[str, list[float]]:
-        """Per group name, the LR of its first param group for each update (what loop.py logs)."""
-        firsts: dict[str, dict[str, Any]] = {}
-        for g in self.groups[member].values():
-            firsts.setdefault(g["name"], g)
-        return {name: [self.lr(g, schedule, t, self.spe) for t in range(t0, t0 + n)] for name, g in firsts.items()}
+    def curves(self, member: int, n: int) -> dict[str, list[float]]:
+        """Per named group, its first param group's LR for the epoch's first `n` updates (what loop.py logs)."""
+        rows = self.rows[member][:n]
+        return {name: [row[i] for row in rows] for name, i in self.rules[member].firsts().items()}
 
 
 def _drop_masked_grads(grads: list[torch.Tensor | None], partial: list[torch.Tensor | None]) -> None:
@@ -139,7 +127,7 @@ def _drop_masked_grads(grads: list[torch.Tensor | None], partial: list[torch.Ten
             g.mul_(mask.to(g.dtype).view(-1, *([1] * (g.ndim - 1))))
 
 
-def train_members(members: list[Member], data: Data, cfg: Mapping[str, Any], task: Task | None = None,
+def train_members(members: list[Member], data: TrainValData, cfg: Mapping[str, Any], task: Task | None = None,
                   on_epoch_end: OnEpochEnd | None = None, objective: str = "val/acc",
                   batched_layers: bool = True) -> list[MemberResult]:
     """Train all members together as sweep.train.loop.train trains one; results in member order.
@@ -160,8 +148,84 @@ def train_members(members: list[Member], data: Data, cfg: Mapping[str, Any], tas
         torch.set_flush_denormal(False)
 
 
-def _train(members: list[Member], data: Data, cfg: Mapping[str, Any], task: Task, on_epoch_end: OnEpochEnd | None,
-           objective: str, batched_layers: bool) -> list[MemberResult]:
+@dataclass
+class _EpochLosses:
+    """One epoch of the stack, per member in stack order: the index of its first non-finite loss
+    (-1: none), that loss, and the sum of its finite losses; and how many updates ran."""
+
+    failed_at: list[int]
+    failed_loss: list[float]
+    loss_sum: list[float]
+    any_alive: bool
+    updates: int
+
+
+def _run_epoch(stack: StackedModel, optimizer: StackedOptimizer, batches: Any, lrs: torch.Tensor,
+               partial: list[torch.Tensor | None], clip: Any, autocast: Callable[[], Any],
+               check_every: int) -> _EpochLosses:
+    device, count = stack.device, len(stack)
+    alive = torch.ones(count, dtype=torch.bool, device=device)
+    failed_at = torch.full((count,), -1, dtype=torch.long, device=device)
+    failed_loss = torch.zeros(count, dtype=torch.float64, device=device)
+    loss_sum = torch.zeros(count, dtype=torch.float64, device=device)
+    any_failed, updates = False, 0
+    for i, (inputs, target) in enumerate(batches):
+        with autocast():
+            losses = stack.losses(inputs, target)
+        value = losses.detach().to(torch.float64)
+        newly = alive & ~torch.isfinite(value)
+        failed_at = torch.where(newly, i, failed_at)
+        failed_loss = torch.where(newly, value, failed_loss)
+        alive &= ~newly
+        loss_sum += torch.where(alive, value, 0.0)
+        if not any_failed and (i + 1) % check_every == 0:  # from here on, failed members stay put
+            any_failed = not bool(alive.all())
+        losses.sum().backward()
+        grads = stack.take_grads()
+        if clip:
+            _drop_masked_grads(grads, partial)
+            clip_grad_norms(grads, float(clip))
+        moving = [(alive if any_failed else None) if m is None else alive & m for m in partial]
+        optimizer.step(stack.param_list(), grads, list(lrs[i].T), moving)
+        updates += 1
+    return _EpochLosses(failed_at.tolist(), failed_loss.tolist(), loss_sum.tolist(), bool(alive.any()), updates)
+
+
+def _end_epoch(results: list[MemberResult], active: list[int], table: _LRTable, schedules: list[Schedule],
+               run: _EpochLosses, val: list[dict[str, float]], stack: StackedModel, epoch: int, epochs: int,
+               first: int, on_epoch_end: OnEpochEnd | None, objective: str) -> list[int]:
+    """Each member's epoch as sweep/train/loop.py ends it; the stack positions that train on."""
+    keep, t, per_epoch = [], first + run.updates, run.updates
+    for pos, k in enumerate(active):
+        r, schedule, bad = results[k], schedules[k], run.failed_at[pos]
+        r.lr_curves.append((first, table.curves(k, bad + 1 if bad >= 0 else t - first)))
+        if bad >= 0:
+            r.status, r.updates, r.diverged_update = Status.FAILED, first + bad, first + bad
+            r.reason = diverged_reason(epoch + 1, epochs, "loss", run.failed_loss[pos], bad + 1, per_epoch)
+            continue
+        r.updates = t
+        metrics = {"train/loss": run.loss_sum[pos] / max(t - first, 1), **val[pos]}
+        if not math.isfinite(metrics["val/loss"]):  # counted as trained, as sweep/train/loop.py counts it
+            r.history.append(metrics)
+            r.epochs = epoch + 1
+            r.status = Status.FAILED
+            r.reason = diverged_reason(epoch + 1, epochs, "val/loss", metrics["val/loss"])
+            continue
+        schedule.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
+        r.history.append(metrics)
+        r.epochs = epoch + 1
+        decision = on_epoch_end(k, epoch + 1, metrics) if on_epoch_end else Decision.CONTINUE
+        if epoch + 1 < epochs and Decision(decision) == Decision.PRUNE:
+            r.status = Status.PRUNED
+            r.reason = pruned_reason(epoch + 1, epochs, objective, metrics.get(objective, float("nan")))
+            r.state_dict = stack.state_dict(pos)
+            continue
+        keep.append(pos)
+    return keep
+
+
+def _train(members: list[Member], data: TrainValData, cfg: Mapping[str, Any], task: Task,
+           on_epoch_end: OnEpochEnd | None, objective: str, batched_layers: bool) -> list[MemberResult]:
     kind, flags, groups = _settings(members)
     stack = StackedModel([m.model for m in members], task, batched_layers)
     names, device = stack.param_names, stack.device
@@ -169,8 +233,8 @@ def _train(members: list[Member], data: Data, cfg: Mapping[str, Any], task: Task
     batches = train_batches(data, int(cfg["batch_size"]), device, int(cfg["seed"]), max_mb)
     val = val_batches(data, device, on_device_max_mb=max_mb)
     autocast = autocast_for(device, cfg.get("precision", "auto"))
-    clip, epochs, spe = cfg.get("grad_clip"), int(cfg["epochs"]), len(batches)
-    table = _LRTable(groups, names, spe)
+    clip, epochs, per_epoch = cfg.get("grad_clip"), int(cfg["epochs"]), len(batches)
+    table = _LRTable(members, groups, names)
     settings = [ParamSettings.from_groups([groups[k][n] for k in range(len(members))], device) for n in names]
     optimizer = StackedOptimizer(kind, settings, flags)
     schedules = [m.schedule for m in members]
@@ -179,65 +243,15 @@ def _train(members: list[Member], data: Data, cfg: Mapping[str, Any], task: Task
     check_every = 1 if device.type == "cpu" else SYNC_EVERY  # a host look at the losses is a sync on a GPU
     t = 0
     for epoch in range(epochs):
-        lrs = table.epoch(active, schedules, t, spe, device)
-        trains = torch.tensor([[table.trains(k, n, epoch) for k in active] for n in names], device=device)
+        lrs = table.epoch(active, t, per_epoch, device)
+        trains = torch.tensor([[table.trains(k, j, t) for k in active] for j in range(len(names))], device=device)
         stack.set_trainable([bool(row.any()) for row in trains])
         partial = [None if bool(row.all()) else row for row in trains]
-        alive = torch.ones(len(active), dtype=torch.bool, device=device)
-        failed_at = torch.full((len(active),), -1, dtype=torch.long, device=device)
-        failed_loss = torch.zeros(len(active), dtype=torch.float64, device=device)
-        loss_sum = torch.zeros(len(active), dtype=torch.float64, device=device)
-        first, any_failed = t, False
-        for i, (inputs, target) in enumerate(batches):
-            with autocast():
-                losses = stack.losses(inputs, target)
-            value = losses.detach().to(torch.float64)
-            newly = alive & ~torch.isfinite(value)
-            failed_at = torch.where(newly, i, failed_at)
-            failed_loss = torch.where(newly, value, failed_loss)
-            alive &= ~newly
-            loss_sum += torch.where(alive, value, 0.0)
-            if not any_failed and (i + 1) % check_every == 0:  # from here on, failed members stay put
-                any_failed = not bool(alive.all())
-            losses.sum().backward()
-            grads = stack.take_grads()
-            if clip:
-                _drop_masked_grads(grads, partial)
-                clip_grad_norms(grads, float(clip))
-            moving = [(alive if any_failed else None) if m is None else alive & m for m in partial]
-            optimizer.step(stack.param_list(), grads, list(lrs[i].T), moving)
-            t += 1
-        failed_l, failed_loss_l, loss_l = failed_at.tolist(), failed_loss.tolist(), loss_sum.tolist()
-        val_l = stack.evaluate(val, autocast) if bool(alive.any()) else [{} for _ in active]
-        keep = []
-        for pos, k in enumerate(active):
-            r, schedule = results[k], schedules[k]
-            bad = failed_l[pos]
-            r.lr_curves.append((first, table.curves(k, schedule, first, bad + 1 if bad >= 0 else t - first)))
-            if bad >= 0:
-                r.status, r.updates = Status.FAILED, first + bad
-                r.reason = (f"diverged at epoch {epoch + 1}/{epochs}, update {bad + 1}/{spe}: "
-                            f"loss={failed_loss_l[pos]}")
-                continue
-            r.updates = t
-            metrics = {"train/loss": loss_l[pos] / max(t - first, 1), **val_l[pos]}
-            if not math.isfinite(metrics["val/loss"]):  # counted as trained, as sweep/train/loop.py counts it
-                r.history.append(metrics)
-                r.epochs = epoch + 1
-                r.status = Status.FAILED
-                r.reason = f"diverged at epoch {epoch + 1}/{epochs}: val/loss={metrics['val/loss']}"
-                continue
-            schedule.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
-            r.history.append(metrics)
-            r.epochs = epoch + 1
-            decision = on_epoch_end(k, epoch + 1, metrics) if on_epoch_end else Decision.CONTINUE
-            if epoch + 1 < epochs and Decision(decision) == Decision.PRUNE:
-                value = metrics.get(objective, float("nan"))
-                r.status = Status.PRUNED
-                r.reason = f"pruned after epoch {epoch + 1}/{epochs} ({objective}={value:.4g})"
-                r.state_dict = stack.state_dict(pos)
-                continue
-            keep.append(pos)
+        run = _run_epoch(stack, optimizer, batches, lrs, partial, clip, autocast, check_every)
+        first, t = t, t + run.updates
+        val_metrics = stack.evaluate(val, autocast) if run.any_alive else [{} for _ in active]
+        keep = _end_epoch(results, active, table, schedules, run, val_metrics, stack, epoch, epochs, first,
+                          on_epoch_end, objective)
         if epoch + 1 == epochs or not keep:
             for pos in keep:
                 results[active[pos]].state_dict = stack.state_dict(pos)

@@ -9,7 +9,8 @@ pooler, then the head. Their block sequences have a few spellings: `encoder.laye
 2. `model.group_matcher()` (timm's protocol, duck-typed): regexes whose ordinals order the layers.
 3. The outermost sequence of numbered child modules holding the most parameters: stem before it,
    one layer per block, what follows the blocks (final norm, pooler) after it.
-4. Otherwise each top-level child with parameters is a layer.
+4. Otherwise each top-level child with parameters is a layer (below a wrapping container: a model
+   that is one `self.model = nn.Sequential(...)` has that container's children as its layers).
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ def common_prefix(names: Sequence[str], fallback: str) -> str:
 
 def _under(name: str, path: str) -> bool:
     return name.startswith(path + ".")
+
+
+def wrapped_in(model: nn.Module) -> tuple[str, nn.Module]:
+    """The module under the containers that wrap the whole model, and its path (`""`, the model
+    itself, when nothing wraps it): descend while the module has no parameters of its own and one
+    child holds all of them (`self.model = nn.Sequential(...)`, a LightningModule's `self.net`)."""
+    path, module = "", model
+    while next(module.parameters(recurse=False), None) is None:
+        children = [(n, m) for n, m in module.named_children() if next(m.parameters(), None) is not None]
+        if len(children) != 1:
+            break
+        name, module = children[0]
+        path = f"{path}.{name}" if path else name
+    return path, module
 
 
 # --------------------------------------------------------------------------- 1. the user's list
@@ -186,10 +201,12 @@ def _around_blocks(backbone: Named, blocks: list[tuple[str, nn.Module]]) -> list
 
 # --------------------------------------------------------------------------- 4. top-level children
 
-def _per_child(backbone: Named) -> list[Layer]:
+def _per_child(backbone: Named, wrapper: str = "") -> list[Layer]:
+    """One layer per child of the model (of its wrapping container `wrapper`, when one holds it all)."""
     layers: dict[str, Layer] = {}
+    depth = len(wrapper.split(".")) if wrapper else 0
     for name, param in backbone:
-        top = name.split(".")[0]
+        top = ".".join(name.split(".")[:depth + 1])  # the wrapper holds every parameter
         layers.setdefault(top, Layer(top)).params.append((name, param))
     return list(layers.values())
 
@@ -206,4 +223,5 @@ def backbone_layers(model: nn.Module, backbone: Named, paths: Sequence[str] | No
     if blocks is not None:
         first, last = blocks[0][0], blocks[-1][0]
         return _around_blocks(backbone, blocks), f"the blocks {first} .. {last}"
-    return _per_child(backbone), "each top-level child with parameters"
+    wrapper, _ = wrapped_in(model)
+    return _per_child(backbone, wrapper), f"each child with parameters of {wrapper or 'the model'}"

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
-from sweep.lr.depth import Layer, backbone_layers
+from sweep.lr.depth import Layer, backbone_layers, wrapped_in
 from sweep.errors import ConfigError, check
 from sweep.plain import is_int, is_list, is_number, plain
 
@@ -105,10 +105,15 @@ def _path_of(model: nn.Module, module: nn.Module) -> str | None:
 def find_head(model: nn.Module, path: str | None = None) -> Head:
     """The head: `path` if given, else a child called `head`, else what `get_classifier()` returns
     (timm's protocol), else the last child module that holds parameters (`fc`, `classifier`,
-    `heads` in torchvision)."""
-    children = [(n, m) for n, m in model.named_children() if _holds_parameters(m)]
-    example = ", ".join(n for n, _ in children[-3:]) or "none: the model has no child with parameters"
+    `heads` in torchvision). A model wrapped in one container (`self.model = nn.Sequential(...)`,
+    a LightningModule's `self.net`) is searched inside it: the search descends while one child
+    holds every parameter."""
     if path is not None:
+        _, root = wrapped_in(model)
+        children = [n for n, m in root.named_children() if _holds_parameters(m)]
+        prefix = _path_of(model, root) or ""
+        example = (", ".join(f"{prefix}.{n}" if prefix else n for n in children[-3:])
+                   or "none: the model has no child with parameters")
         try:
             module = model.get_submodule(path)
         except AttributeError:
@@ -116,19 +121,32 @@ def find_head(model: nn.Module, path: str | None = None) -> Head:
         check(module is not None and module is not model and _holds_parameters(module), "groups.head", path,
               f"the path of a module with parameters in the model (its children with parameters: {example})")
         return Head(path, module, "groups.head")
-    head = dict(children).get(HEAD_NAME)
-    if head is not None:
-        return Head(HEAD_NAME, head, "the child called head")
-    get_classifier = getattr(model, "get_classifier", None)
-    if callable(get_classifier):
-        module = get_classifier()
-        found = _path_of(model, module) if isinstance(module, nn.Module) and _holds_parameters(module) else None
-        if found:
-            return Head(found, module, "get_classifier()")
+    prefix, module = "", model
+    while True:
+        children = [(n, m) for n, m in module.named_children() if _holds_parameters(m)]
+        inside = f" of {prefix}" if prefix else ""
+        head = dict(children).get(HEAD_NAME)
+        if head is not None:
+            return Head(_join(prefix, HEAD_NAME), head, f"the child called head{inside}")
+        get_classifier = getattr(module, "get_classifier", None)
+        if callable(get_classifier):
+            found_module = get_classifier()
+            found = (_path_of(model, found_module) if isinstance(found_module, nn.Module)
+                     and _holds_parameters(found_module) else None)
+            if found:
+                return Head(found, found_module, f"get_classifier(){inside}")
+        wraps = len(children) == 1 and next(module.parameters(recurse=False), None) is None
+        if not wraps:
+            break
+        prefix, module = _join(prefix, children[0][0]), children[0][1]
     check(len(children) > 0, "groups.head", None,
           "a model with a child module that holds parameters, or groups.head=<module path>")
-    name, module = children[-1]
-    return Head(name, module, "last child with parameters")
+    name, found_module = children[-1]
+    return Head(_join(prefix, name), found_module, f"last child with parameters{inside}")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 # --------------------------------------------------------------------------- building

@@ -1,9 +1,12 @@
 """The optimizer, built from the config and the layer groups; the optimizer config's checks.
 
 Each named group becomes one or two torch param groups (weights with weight decay, norm and bias
-parameters without, unless the groups config asks). Every param group carries `name`, `base_lr`,
-`mult`, `start_epoch` and `frozen`, so any consumer (schedules, logging, an LR finder) reads the
-ratios from one place.
+parameters without, unless the groups config asks). Every param group carries `group` (the named
+group it belongs to: what lr-sweep's logs, preview and tables are keyed by), `name` (unique in the
+optimizer: the named group's first param group is called as the group, its undecayed one
+`<group>/no_decay`, so Lightning's `LearningRateMonitor` logs `lr-<Optimizer>/backbone`,
+`.../backbone/no_decay`, `.../head`), `base_lr`, `mult`, `start_epoch` and `frozen`, so any consumer
+(schedules, logging, an LR finder) reads the ratios from one place.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sweep.plain import is_list, is_number, plain
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 OWN_KEYS = ("name", "lr", "weight_decay", "fused")  # read here, not passed through as they are
-
+NO_DECAY = "no_decay"  # the suffix of a named group's undecayed param group: `backbone/no_decay`
 
 
 def _settings(cls: type) -> list[str]:
@@ -56,15 +59,20 @@ def validate(cfg: Mapping[str, Any]) -> None:
 
 def param_groups(groups: Sequence[Group], base_lr: float, weight_decay: float,
                  decay_norm_bias: bool | None = None) -> list[dict[str, Any]]:
-    """Torch param groups: per named group, decayed weights and (unless asked) undecayed norm/bias."""
+    """Torch param groups: per named group, decayed weights and (unless asked) undecayed norm/bias.
+    `group` is the named group; `name` is unique (`<group>` for its first, `<group>/no_decay` for a
+    second)."""
     out = []
     for g in groups:
         decays_all = g.decay_norm_bias if decay_norm_bias is None else decay_norm_bias
         decayed = [p for _, p in g.params if decays_all or p.ndim > 1]
         plain_params = [p for _, p in g.params if not (decays_all or p.ndim > 1)]
+        first = True
         for params, wd in ((decayed, weight_decay), (plain_params, 0.0)):
             if params:
-                out.append({"params": params, "name": g.name, "mult": g.mult, "base_lr": base_lr,
+                name = g.name if first else f"{g.name}/{NO_DECAY}"
+                first = False
+                out.append({"params": params, "name": name, "group": g.name, "mult": g.mult, "base_lr": base_lr,
                             "start_epoch": g.start_epoch, "frozen": g.frozen,
                             "lr": 0.0 if g.frozen else base_lr * g.mult, "weight_decay": wd})
     return out
@@ -93,3 +101,4 @@ def build_optimizer(cfg: Mapping[str, Any], groups: Sequence[Group],
             if fused is True:
                 raise
     return cls(groups_of_params, lr=cfg["lr"], **kwargs)
+

@@ -100,8 +100,6 @@ def _plateau(u: int, n: int, **_: Any) -> float:
 Spec = Mapping[str, Any]
 
 
-
-
 def _check_gamma(spec: Spec) -> None:
     g = spec.get("gamma")
     check(is_number(g) and 0 < g <= 1, "schedule.gamma", g, "a number in (0, 1]")

@@ -2,8 +2,9 @@
 
 `build_scheduler(optimizer, schedule_cfg, steps_per_epoch, epochs)` returns a `ScheduleLR`:
 `step()` once per optimizer update, as torch's per-update schedulers, and every param group's LR
-is `peak_g * factor(t)` from `sweep.lr.schedule` (the functions the job uses, tested value for value
-against torch's schedulers). Being a real `LRScheduler` it goes where torch's go: a plain loop,
+is `peak_g * factor(t)` from `sweep.lr.schedule` (tested value for value against torch's
+schedulers), by the one rule of `sweep.lr.rule`; the job's own loop drives this same class.
+Being a real `LRScheduler` it goes where torch's go: a plain loop,
 Lightning's `configure_optimizers` (`"interval": "step"`), the `optimizers=(opt, sched)` of a
 transformers `Trainer`. `state_dict()` is plain data (loads with `torch.load(weights_only=True)`)
 and resumes the same curve, plateau state included.
@@ -18,6 +19,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from sweep.errors import check
+from sweep.lr.rule import GroupLRs
 from sweep.lr.schedule import PlateauState, Schedule
 
 
@@ -26,24 +28,21 @@ class ScheduleLR(LRScheduler):
 
     Param groups made by `sweep.build_optimizer` carry their peak (`base_lr * mult`), their first
     epoch (`start_epoch`) and whether they are `frozen`; any other group's peak is its LR when the
-    scheduler is made. A group that starts later (`groups.freeze_epochs`) has LR 0 and its
-    parameters' `requires_grad` off until its start epoch, as in the job's own loop.
-    With `schedule=plateau`, call `end_of_epoch(metric)` after each validation (the metric named
-    by `monitor`); the other schedules ignore it.
+    scheduler is made. The values come from one `sweep.lr.rule.GroupLRs` (`self.rule`), the rule
+    the job's loop (which drives this scheduler), the preview and batched trials use. A group that
+    starts later (`groups.freeze_epochs`) has LR 0 and its parameters' `requires_grad` off until its
+    start epoch; a frozen group's stay off. With `schedule=plateau`, call `end_of_epoch(metric)`
+    after each validation (the metric named by `monitor`); the other schedules ignore it.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, schedule: Schedule, last_epoch: int = -1) -> None:
         self.schedule = schedule
-        spe = schedule.steps_per_epoch
-        self.peaks: list[float] = []
-        self.starts: list[int] = []
-        self.frozen: list[bool] = []
-        for pg in optimizer.param_groups:
-            own = "base_lr" in pg and "mult" in pg
-            self.peaks.append(pg["base_lr"] * pg["mult"] if own else pg.get("initial_lr", pg["lr"]))
-            self.starts.append(int(pg.get("start_epoch", 0)) * spe)
-            self.frozen.append(bool(pg.get("frozen", False)))
-        self._trains: list[bool | None] = [None] * len(self.peaks)
+        self.rule = GroupLRs(optimizer.param_groups, schedule)
+        # the groups whose trainability the rule decides: frozen ones, and those that start later
+        self._managed = [i for i in range(len(self.rule)) if self.rule.frozen[i] or self.rule.starts[i] > 0]
+        self._turns = {self.rule.starts[i] for i in self._managed}  # updates where one may change
+        self._trains: list[bool | None] = [None] * len(self.rule)
+        self._floats = not any(isinstance(pg["lr"], torch.Tensor) for pg in optimizer.param_groups)
         super().__init__(optimizer, last_epoch)
 
     @property
@@ -52,36 +51,52 @@ class ScheduleLR(LRScheduler):
         return self.schedule.spec.get("monitor") if self.schedule.spec["name"] == "plateau" else None
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        t = self.last_epoch
-        return [0.0 if frozen else peak * self.schedule.factor(t, start)
-                for peak, start, frozen in zip(self.peaks, self.starts, self.frozen)]
+        return self.rule.at(self.last_epoch)
 
     _get_closed_form_lr = get_lr  # the LR is a function of the update count: any step(epoch) is exact
 
     def step(self, epoch: int | None = None) -> None:
-        super().step(epoch)
-        self._sync_trainable()
+        """The next update's LRs. After the first call (torch's order checks), a plain `step()` over
+        float LRs writes the rule's values straight into the param groups (torch's bookkeeping
+        costs as much as the rule itself); `step(epoch)` and tensor LRs take torch's own path."""
+        if epoch is not None or self._step_count <= 1 or not self._floats:
+            super().step(epoch)
+            self._sync_trainable()
+            return
+        self._step_count += 1
+        t = self.last_epoch = self.last_epoch + 1
+        lrs = self._last_lr = self.rule.at(t)
+        for pg, lr in zip(self.optimizer.param_groups, lrs):
+            pg["lr"] = lr
+        if t in self._turns:
+            self._sync_trainable()
 
     def end_of_epoch(self, metric: float) -> None:
         """Feed the epoch's validation metric; the plateau rule may lower the LR from the next update."""
         self.schedule.end_of_epoch(float(metric))
         self._apply()
 
+    def _write(self, lrs: list[Any]) -> None:
+        """`param_group["lr"]` for every group (a tensor LR filled in place, as torch does)."""
+        for pg, lr in zip(self.optimizer.param_groups, lrs):
+            if isinstance(pg["lr"], torch.Tensor):
+                pg["lr"].fill_(lr)
+            else:
+                pg["lr"] = lr
+        self._last_lr = [lr.clone() if isinstance(lr, torch.Tensor) else lr
+                         for lr in (pg["lr"] for pg in self.optimizer.param_groups)]
+
     def _apply(self) -> None:
         """Set the LRs of the current update (after a plateau decision or a resume)."""
-        for pg, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            pg["lr"] = lr
-        self._last_lr = [pg["lr"] for pg in self.optimizer.param_groups]
+        self._write(self.get_lr())
         self._sync_trainable()
 
     def _sync_trainable(self) -> None:
-        """Gradients off for a group before its start epoch (only groups that start later are touched)."""
-        for i, (pg, start, frozen) in enumerate(zip(self.optimizer.param_groups, self.starts, self.frozen)):
-            if start == 0 or frozen:
-                continue
-            trains = self.last_epoch >= start
+        """Gradients on or off as the rule says, for the groups it manages, when that changes."""
+        for i in self._managed:
+            trains = self.rule.trains(i, self.last_epoch)
             if trains != self._trains[i]:
-                for p in pg["params"]:
+                for p in self.optimizer.param_groups[i]["params"]:
                     p.requires_grad_(trains)
                 self._trains[i] = trains
 
@@ -95,7 +110,7 @@ class ScheduleLR(LRScheduler):
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict.get("_step_count", self.last_epoch + 1))
         self.schedule.plateau = PlateauState(**state_dict.get("plateau", {}))
-        self._trains = [None] * len(self.peaks)
+        self._trains = [None] * len(self.rule)
         self._apply()
 
 

@@ -88,11 +88,12 @@ def _remote_trial(storage_spec: str, study_name: str, number: int) -> Any:
     in the study."""
     import optuna
 
+    from sweep.search import keys
     from sweep.search.space import build_pruner
     from sweep.search.storage import open_storage
 
     storage = open_storage(storage_spec)
     study_id = storage.get_study_id_from_name(study_name)
-    spec = storage.get_study_user_attrs(study_id).get("pruner", {"name": "none"})
+    spec = storage.get_study_user_attrs(study_id).get(keys.PRUNER, {"name": "none"})
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(dict(spec)))
     return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))

@@ -1,10 +1,13 @@
 """The sweep's plots: optimization history, parameter importance, objective by base LR and head
-multiplier (PNG, in the sweep dir).
+multiplier (PNG, in the sweep dir), then the LR report (`report.html`, `sweep.search.report`).
 
 Drawn after the sweep in a process of their own (`python -m sweep.search.plots DIR --storage S --study N`,
 also `python -m sweep plots DIR`): importing matplotlib and fitting an importance evaluator cost
 seconds that the sweep's wall time need not include. A plot that cannot be drawn is listed by
-`unavailable` with the reason, which the sweep's summary prints.
+`unavailable` with the reason, which the sweep's summary prints. Every trial is shown (pruned ones
+hollow at their last reported value, failed ones as red crosses at the bad edge), the metric and its
+direction are named, the best is starred; the LR is whichever searched key is the LR
+(`report_analysis.lr_key`), the multiplier the first `*_mult` or layer-decay key.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-LR, HEAD_MULT = "optimizer.lr", "groups.head_lr_mult"
+from sweep.search.report_analysis import lr_key, multiplier_keys, to_point
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _keys(study: optuna.Study) -> tuple[str | None, str | None]:
+    """(the LR key, the multiplier key or None) among the study's searched keys."""
+    names = [k for t in study.get_trials(deepcopy=False) for k in t.params]
+    mults = multiplier_keys(names)
+    return lr_key(names), next((k for k in mults if "head" in k), mults[0] if mults else None)
 
 
 def unavailable(study: optuna.Study) -> dict[str, str]:
@@ -33,26 +43,29 @@ def unavailable(study: optuna.Study) -> dict[str, str]:
     varied = {k for t in complete for k in t.params if len({str(u.params.get(k)) for u in complete}) > 1}
     if len(complete) < 2 or not varied:
         out["importance.png"] = f"needs 2 complete trials with a parameter that varies (has {len(complete)})"
-    if not any(LR in t.params for t in complete):
-        out["lr_vs_head_mult.png"] = f"no complete trial searched {LR}"
+    if _keys(study)[0] is None:
+        out["lr_vs_head_mult.png"] = "no LR key (optimizer.lr, lr, *.lr) was searched"
     return out
 
 
 def draw(sweep_dir: str, study: optuna.Study) -> list[str]:
     """Draw every plot that can be drawn; returns the file names written."""
-    import matplotlib
+    from sweep.search.figures import pyplot
+    from sweep.search.report_context import objective_metric
+    from sweep.search.report_figures import history
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from optuna.visualization import matplotlib as ovm
 
     skip = unavailable(study)
+    metric = objective_metric(sweep_dir, dict(study.user_attrs))
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     makers = {
-        "history.png": lambda: ovm.plot_optimization_history(study).figure,
+        "history.png": lambda: history([to_point(t, None) for t in study.get_trials(deepcopy=False)], metric, maximize),
         # PED-ANOVA: no scikit-learn forest to import and fit (fANOVA, Optuna's default, costs ~5 s)
         "importance.png": lambda: ovm.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()).figure,
-        "lr_vs_head_mult.png": lambda: _lr_vs_head_mult(plt, _complete(study)),
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target_name=metric).figure,
+        "lr_vs_head_mult.png": lambda: _lr_vs_head_mult(study, metric, maximize),
     }
     written = []
     for name, make in makers.items():
@@ -69,15 +82,16 @@ def draw(sweep_dir: str, study: optuna.Study) -> list[str]:
     return written
 
 
-def _lr_vs_head_mult(plt, trials):  # noqa: ANN001, ANN202 - matplotlib's module and figure
-    pts = [t for t in trials if LR in t.params]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    mult = [t.params.get(HEAD_MULT, 1.0) for t in pts]
-    sc = ax.scatter([t.params[LR] for t in pts], mult, c=[t.value for t in pts], cmap="viridis")
-    ax.set(xscale="log", yscale="log", xlabel=f"{LR} (base LR)", ylabel=HEAD_MULT,
-           title="objective by base LR and head multiplier")
-    fig.colorbar(sc, ax=ax, label="objective")
-    return fig
+def _lr_vs_head_mult(study: optuna.Study, metric: str, maximize: bool):  # noqa: ANN202 - a figure
+    from sweep.search import report_analysis as an
+    from sweep.search.report_figures import multiplier_map, sensitivity
+
+    lr, mult = _keys(study)
+    points = [to_point(t, lr) for t in study.get_trials(deepcopy=False)]
+    if mult is not None:
+        return multiplier_map(points, str(lr), mult, metric, maximize)
+    best = (an.ranked(points, maximize) or [None])[0]
+    return sensitivity(points, best, an.band(points, [], best), str(lr), metric, maximize)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir")
     parser.add_argument("--storage", help="default: SWEEP_DIR/study.journal")
     parser.add_argument("--study", help="default: the sweep dir's name")
+    parser.add_argument("--no-report", action="store_true", help="draw the plots only, not report.html")
     args = parser.parse_args(argv)
     from sweep.search.storage import open_storage
 
@@ -95,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, why in unavailable(study).items():
         print(f"{name} not drawn: {why}")
     print(f"plots in {sweep_dir}: {', '.join(written) or 'none'}")
+    if not args.no_report:
+        from sweep.search.report import write_report
+
+        print(f"report: {write_report(study, sweep_dir)}")
     return 0
 
 

@@ -18,13 +18,10 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from sweep.search import keys
 from sweep.search.storage import masked
-from sweep.trial import OUTCOME_ATTR
-from sweep.search.workers import FAIL_ATTR
 
 log = logging.getLogger(__name__)
-
-JOB_DIR_ATTR = "job_dir"
 
 
 def format_override(key: str, value: Any) -> str:
@@ -40,9 +37,9 @@ def format_override(key: str, value: Any) -> str:
     return f"{key}={text}"
 
 
-def job_dir(t: FrozenTrial, sweep_dir: str) -> str:
+def trial_job_dir(t: FrozenTrial, sweep_dir: str) -> str:
     """Where trial `t` ran: `<sweep dir>/<number>`, unless a worker elsewhere recorded its own."""
-    return str(t.user_attrs.get(JOB_DIR_ATTR) or os.path.join(sweep_dir, str(t.number)))
+    return str(t.user_attrs.get(keys.JOB_DIR) or os.path.join(sweep_dir, str(t.number)))
 
 
 def rerun_overrides(fixed: Sequence[str]) -> list[str]:
@@ -52,12 +49,6 @@ def rerun_overrides(fixed: Sequence[str]) -> list[str]:
         return line.split("=", 1)[0].lstrip("+~")
 
     return [o for o in fixed if key(o) != "search" and not key(o).startswith(("hydra.", "hydra/"))]
-
-
-def reason(t: FrozenTrial) -> str:
-    """Why a trial did not complete (the job's outcome, or the sweeper's reason for failing it)."""
-    outcome = t.user_attrs.get(OUTCOME_ATTR) or {}
-    return str(t.user_attrs.get(FAIL_ATTR) or outcome.get("reason") or "")
 
 
 def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = None) -> None:
@@ -70,7 +61,7 @@ def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = 
             duration = t.duration.total_seconds() if t.duration else ""
             w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
                         json.dumps(t.params, sort_keys=True), duration,
-                        job_dir(t, sweep_dir), reason(t)])
+                        trial_job_dir(t, sweep_dir), keys.failure_reason(t.user_attrs)])
     os.replace(tmp, path)
 
 
@@ -113,7 +104,7 @@ def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[
         "study_name": study.study_name, "storage": masked(storage),
         "direction": study.direction.name.lower(), "n_trials": counts,
         "best": None if best is None else {
-            "value": best.value, "number": best.number, "job_dir": job_dir(best, os.path.dirname(os.path.abspath(path))),
+            "value": best.value, "number": best.number, "job_dir": trial_job_dir(best, os.path.dirname(os.path.abspath(path))),
             "params": dict(best.params),
             "overrides": rerun_overrides(fixed) + [format_override(k, v) for k, v in best.params.items()],
         },

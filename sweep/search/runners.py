@@ -14,7 +14,7 @@ Through a launcher (joblib, submitit, ...): the trial's identity travels in the 
 (`++trial.storage`, `++trial.study_name`, `++trial.number`: `++` adds the keys to an app whose
 config has no `trial` node), and the outcome comes back as the trial's `outcome` user attribute.
 
-Either way the result is one `Outcome` per trial: the one the job reported, else one made from
+`Launch` picks the way for each batch of jobs. Either way the result is one `Outcome` per trial: the one the job reported, else one made from
 how the job ended (its return value, a `TrialPruned`, an exception).
 """
 
@@ -26,19 +26,27 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides
+from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from sweep.trial import OUTCOME_ATTR, NoTrial, Outcome, Status, handed_over
+from sweep.search import keys
+from sweep.search.handoff import StudyTrial
+from sweep.search.results import format_override
+from sweep.search.storage import open_storage
+from sweep.trial import NoTrial, Outcome, Status, handed_over
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
 
-def outcome_of(error: BaseException | None, value: Any, reported: Outcome | None) -> Outcome:
+def job_outcome(error: BaseException | None, value: Any, reported: Outcome | None) -> Outcome:
     """The outcome of a job: what it reported, else what its return value or error says."""
     if reported is not None:
         return reported
@@ -153,7 +161,7 @@ class InProcessJobs:
             HydraConfig.instance().cfg = saved
         callbacks.on_job_end(config=job.hydra_cfg, job_return=ret)
         value = None if error else ret.return_value
-        return [outcome_of(error, value, h.outcome) for h in handles]
+        return [job_outcome(error, value, h.outcome) for h in handles]
 
     def _log_to(self, cfg: DictConfig, path: str) -> logging.Handler:
         """A file handler for the job's log, formatted as Hydra's job logging would (set up once)."""
@@ -203,7 +211,58 @@ def remote_outcomes(ret: JobReturn, trial_ids: Sequence[int], storage: Any) -> l
         error = err
     out = []
     for trial_id in trial_ids:
-        stored = storage.get_trial(trial_id).user_attrs.get(OUTCOME_ATTR)
-        out.append(outcome_of(error, value, Outcome.from_dict(stored) if stored else None))
+        stored = storage.get_trial(trial_id).user_attrs.get(keys.OUTCOME)
+        out.append(job_outcome(error, value, Outcome.from_dict(stored) if stored else None))
     return out
 
+
+@dataclass
+class Asked:
+    """A trial asked of the study, with the overrides that configure its job."""
+
+    trial: optuna.Trial
+    trial_id: int
+    overrides: dict[str, Any]
+
+
+class Launch:
+    """Runs asked trials' jobs, `trials_per_job` trials to a job: in this process where the jobs can
+    run here (`in_process`; not for overrides that delete a key, `~key`), else through `launcher`."""
+
+    def __init__(self, launcher: Launcher, in_process: InProcessJobs | None, fixed: Sequence[str],
+                 storage_spec: str, study_name: str) -> None:
+        self.launcher, self.in_process, self.fixed = launcher, in_process, list(fixed)
+        self.storage_spec, self.study_name = storage_spec, study_name
+
+    def __call__(self, jobs: list[list[Asked]]) -> list[list[Outcome]]:
+        """One outcome per trial."""
+        lines = [[self.fixed + [format_override(k, v) for k, v in a.overrides.items()] for a in job]
+                 for job in jobs]
+        if self.in_process is not None and not any(k.startswith("~") for job in jobs for a in job
+                                                   for k in a.overrides):
+            return [self.run_in_process(self.in_process, job, job_lines) for job, job_lines in zip(jobs, lines)]
+        return self.run_via_launcher(jobs, lines)
+
+    @staticmethod
+    def run_in_process(runner: InProcessJobs, job: list[Asked], lines: list[list[str]]) -> list[Outcome]:
+        """One job in this process, its trials handed over directly."""
+        prepared = [runner.prepare(a.trial.number, a.overrides, ln) for a, ln in zip(job, lines)]
+        handles = [StudyTrial(a.trial, config=p.task_cfg, job_dir=p.job_dir) for a, p in zip(job, prepared)]
+        return runner.run(prepared[0], job[0].trial.number, handles)
+
+    def run_via_launcher(self, jobs: list[list[Asked]], lines: list[list[list[str]]]) -> list[list[Outcome]]:
+        """Any Hydra launcher; runs of consecutive first-trial numbers, so job dirs are named by them."""
+        job_lines = [trial_lines[0] + trial_overrides(self.storage_spec, self.study_name, job[0].trial.number)
+                     for job, trial_lines in zip(jobs, lines)]  # one trial a job: trials_per_job is 1 here
+        storage = open_storage(self.storage_spec)
+        out: list[list[Outcome]] = []
+        i = 0
+        while i < len(jobs):
+            j = i + 1
+            while j < len(jobs) and jobs[j][0].trial.number == jobs[j - 1][0].trial.number + 1:
+                j += 1
+            returns = self.launcher.launch(job_lines[i:j], initial_job_idx=jobs[i][0].trial.number)
+            for job, ret in zip(jobs[i:j], returns):
+                out.append(remote_outcomes(ret, [a.trial_id for a in job], storage))
+            i = j
+        return out

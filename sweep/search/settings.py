@@ -26,10 +26,14 @@ class SweeperConf:
     n_warmup_steps: int = 2  # median/percentile: epochs a trial always trains before it can be pruned
     pruner_options: dict[str, Any] = field(default_factory=dict)  # other pruner arguments
     params: dict[str, str] = field(default_factory=dict)  # key -> interval(...)/choice(...)/...
-    lr_bounds: Optional[str] = None  # lr_find: search optimizer.lr in the interval of an LR range test
+    lr_bounds: Optional[str] = None  # search optimizer.lr in a measured interval, once per study: lr_find (the LR
+    # range test) or a hook module.function(job config, sweep dir) -> (low, high)
     config_check: Optional[str] = None  # module.function(job config) raising on bad settings, before any trial
     space_hook: Optional[str] = None  # module.function(trial, cfg) -> overrides (conditional spaces)
     enqueue_current: bool = False  # first trial = the config's current values of the searched keys
+    # partial param dicts, each enqueued once when the study is new (keys left out are sampled), e.g.
+    # [{groups.head_lr_mult: 1.0}]: the presets' one-LR baseline, so the report can compare with it
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
     max_consecutive_failures: int = 5
     heartbeat_s: float = 10.0  # how often a worker marks its running trials alive
     stale_after_s: float = 120.0  # a running trial of another host with no heartbeat for this long is dead

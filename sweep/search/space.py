@@ -166,12 +166,15 @@ def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     return PRUNERS[name](**{k: v for k, v in spec.items() if k != "name"})
 
 
-def load_hook(path: str | None, key: str = "hydra.sweeper.space_hook") -> Callable[..., Any] | None:
-    """`module.function` -> the function (the conditional-space hook, or another named by `key`)."""
+def load_hook(path: str | None, key: str = "hydra.sweeper.space_hook",
+              short_names: Mapping[str, str] | None = None) -> Callable[..., Any] | None:
+    """`module.function` (or one of `short_names`, which name such a path) -> the function: the
+    conditional-space hook, or another hook named by the setting `key`."""
     if not path:
         return None
-    module, _, name = path.rpartition(".")
+    module, _, name = (short_names or {}).get(path, path).rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
-        raise ConfigError(key, path, "an importable module.function") from None
+        allowed = " or ".join([*(short_names or {}), "an importable module.function"])
+        raise ConfigError(key, path, allowed) from None

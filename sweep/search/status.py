@@ -21,11 +21,12 @@ import time
 from collections import Counter
 from typing import Any, Sequence
 
-from sweep.errors import ConfigError
-from sweep.trial import OUTCOME_ATTR  # the job's outcome: {status, value, reason, epochs}
-from sweep.search.workers import FAIL_ATTR, HEARTBEAT_ATTR, WORKER_ATTR  # set by the sweeper's workers
+from optuna.trial import TrialState
 
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+from sweep.errors import ConfigError
+from sweep.search import keys
+
+STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
 MAX_FAILURE_LINES = 20
 
 
@@ -44,12 +45,6 @@ def resolve(target: str, study: str | None) -> tuple[str, str | None]:
     return target, study
 
 
-def failure_reason(trial: Any) -> str:
-    attrs = trial.user_attrs
-    outcome = attrs.get(OUTCOME_ATTR) or {}
-    return str(attrs.get(FAIL_ATTR) or (outcome.get("reason") if isinstance(outcome, dict) else "") or "no reason recorded")
-
-
 def ago(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 120:
@@ -64,15 +59,15 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def best_of(trials: Sequence[Any], maximize: bool) -> Any | None:
-    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
     if not done:
         return None
     return (max if maximize else min)(done, key=lambda t: t.value)
 
 
 def counts(trials: Sequence[Any]) -> str:
-    by_state = Counter(t.state.name for t in trials)
-    parts = [f"{by_state[s]} {s}" for s in STATES if by_state[s]]
+    by_state = Counter(t.state for t in trials)
+    parts = [f"{by_state[s]} {s.name}" for s in STATES if by_state[s]]
     return f"{', '.join(parts) or 'no trials'} ({len(trials)} in all)"
 
 
@@ -83,28 +78,28 @@ def report(name: str, where: str, direction: str, trials: Sequence[Any], now: fl
     best = best_of(trials, direction == "maximize")
     lines.append(f"best: #{best.number} value {best.value:.6g}  {_params(best.params)}" if best
                  else "best: none yet (no trial has completed)")
-    running = [t for t in trials if t.state.name == "RUNNING"]
+    running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
         lines.append("running:")
     for t in running:
-        worker = t.user_attrs.get(WORKER_ATTR, "?")
-        beat = t.user_attrs.get(HEARTBEAT_ATTR)
+        worker = t.user_attrs.get(keys.WORKER, "?")
+        beat = t.user_attrs.get(keys.HEARTBEAT)
         beat_text = (f"heartbeat {ago(now - float(beat))} "
                      f"({datetime.datetime.fromtimestamp(float(beat), datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)"
                      if beat is not None else "no heartbeat yet")
         started = f", started {ago(now - t.datetime_start.timestamp())}" if t.datetime_start else ""
         lines.append(f"  #{t.number}  worker {worker}  {beat_text}{started}  {_params(t.params)}")
-    failed = [t for t in trials if t.state.name == "FAIL"]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
     if failed:
         lines.append("failures:")
     for t in failed[:MAX_FAILURE_LINES]:
-        lines.append(f"  #{t.number}  {failure_reason(t)}")
+        lines.append(f"  #{t.number}  {keys.failure_reason(t.user_attrs) or 'no reason recorded'}")
     if len(failed) > MAX_FAILURE_LINES:
         lines.append(f"  ... and {len(failed) - MAX_FAILURE_LINES} more (trials.csv in the sweep dir lists all)")
     return "\n".join(lines)
 
 
-def direction_of(study: Any) -> str:
+def study_directions(study: Any) -> str:
     return "/".join(d.name.lower() for d in study.directions)
 
 
@@ -135,7 +130,7 @@ def status(target: str, study_name: str | None = None) -> str:
         return "\n".join(lines)
     chosen = next(s for s in studies if s.study_name == (wanted or names[0]))
     trials = storage.get_all_trials(chosen._study_id, deepcopy=False)
-    return report(chosen.study_name, masked(spec), direction_of(chosen), trials)
+    return report(chosen.study_name, masked(spec), study_directions(chosen), trials)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

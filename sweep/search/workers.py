@@ -22,10 +22,9 @@ from typing import Iterable
 import optuna
 from optuna.trial import TrialState
 
-log = logging.getLogger(__name__)
+from sweep.search import keys
 
-WORKER_ATTR, HEARTBEAT_ATTR, RETRY_ATTR, FAIL_ATTR = "worker", "heartbeat", "retry_of", "fail_reason"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+log = logging.getLogger(__name__)
 
 
 def worker_id() -> str:
@@ -71,7 +70,7 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             for trial_id in self.mine():
                 try:
-                    self.storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
+                    self.storage.set_trial_user_attr(trial_id, keys.HEARTBEAT, time.time())
                 except Exception:  # noqa: BLE001 - the trial finished meanwhile; the next beat skips it
                     pass
 
@@ -79,12 +78,12 @@ class Heartbeat:
 def is_dead(trial: optuna.trial.FrozenTrial, stale_after_s: float, now: float | None = None) -> bool:
     """Whether the worker that runs `trial` is gone (see the module docstring)."""
     now = time.time() if now is None else now
-    worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
+    worker = str(trial.user_attrs.get(keys.WORKER, ""))
     host, _, pid = worker.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         return int(pid) != os.getpid() and not pid_alive(int(pid))
     started = trial.datetime_start.timestamp() if trial.datetime_start else now
-    return now - float(trial.user_attrs.get(HEARTBEAT_ATTR, started)) > stale_after_s
+    return now - float(trial.user_attrs.get(keys.HEARTBEAT, started)) > stale_after_s
 
 
 def reclaim_dead(study: optuna.Study, storage: optuna.storages.BaseStorage, stale_after_s: float,
@@ -97,21 +96,21 @@ def reclaim_dead(study: optuna.Study, storage: optuna.storages.BaseStorage, stal
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         if trial_id in mine or not is_dead(t, stale_after_s):
             continue
-        worker = t.user_attrs.get(WORKER_ATTR, "?")
+        worker = t.user_attrs.get(keys.WORKER, "?")
         try:
-            storage.set_trial_user_attr(trial_id, FAIL_ATTR, f"worker {worker} died while running it")
+            storage.set_trial_user_attr(trial_id, keys.FAIL_REASON, f"worker {worker} died while running it")
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except Exception:  # noqa: BLE001 - another worker reclaimed it first
             continue
         log.warning("trial %d: its worker %s is gone; marked FAIL", t.number, worker)
         reclaimed.append(t.number)
-        if RETRY_ATTR not in t.user_attrs and t.params:
-            study.enqueue_trial(dict(t.params), user_attrs={RETRY_ATTR: t.number})
+        if keys.RETRY_OF not in t.user_attrs and t.params:
+            study.enqueue_trial(dict(t.params), user_attrs={keys.RETRY_OF: t.number})
     return reclaimed
 
 
 def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     """True when lower-numbered trials (finished or running) already fill `n_trials`."""
-    ahead = [t for t in study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+    ahead = [t for t in study.get_trials(deepcopy=False, states=keys.FINISHED + (TrialState.RUNNING,))
              if t.number < number]
     return len(ahead) >= n_trials

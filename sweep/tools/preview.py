@@ -1,9 +1,9 @@
 """Schedule preview (`python train.py mode=preview ...`): every group's LR at every update, no training.
 
 The preview builds the run's own objects (`sweep.train.build.build`: data size, groups, optimizer,
-schedule) from the composed config and asks the schedule for each update's LR with the rule the
-training loop applies (`lr_of`), so the curve is the one a run logs as `lr/<group>`. Nothing is
-trained, so thousands of epochs take seconds.
+schedule) from the composed config and asks for each update's LR the rule the training loop's
+scheduler applies (`sweep.lr.rule.GroupLRs`, inside `sweep.lr.torch_scheduler.ScheduleLR`), so the
+curve is the one a run logs as `lr/<group>`. Nothing is trained, so thousands of epochs take seconds.
 
 Writes `preview.png` (LR against the update count, epochs marked) and `preview.csv` (`update,
 epoch, <group>...`) in the job dir and logs a table (first, last, min and max LR per group, and
@@ -24,20 +24,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from sweep.lr.rule import GroupLRs
 from sweep.lr.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
 PLATEAU_NOTE = ("schedule=plateau lowers the LR when the monitored metric stalls, which a preview "
                 "cannot know: drawn at its starting LR; each reduction multiplies it by schedule.factor")
-
-
-def lr_of(param_group: Mapping[str, Any], schedule: Schedule, t: int) -> float:
-    """The LR a torch param group uses at update `t`: the rule of the training loop (sweep/train/loop.py)."""
-    if param_group["frozen"]:
-        return 0.0
-    start = param_group["start_epoch"] * schedule.steps_per_epoch
-    return param_group["base_lr"] * param_group["mult"] * schedule.factor(t, start)
 
 
 @dataclass
@@ -60,14 +53,13 @@ class Curves:
 
 
 def schedule_curves(param_groups: Sequence[Mapping[str, Any]], schedule: Schedule) -> Curves:
-    """Step through the whole run; as `lr/<group>`, a name's curve is its first param group's."""
-    firsts: dict[str, Mapping[str, Any]] = {}
-    for pg in param_groups:
-        firsts.setdefault(pg["name"], pg)
+    """Every update of the run, from the rule the training loop's scheduler applies
+    (`sweep.lr.rule.GroupLRs`); as `lr/<group>`, a named group's curve is its first param group's."""
+    rule = GroupLRs(param_groups, schedule)
+    firsts = rule.firsts()
     total = schedule.steps_per_epoch * schedule.epochs
-    lrs = np.array([[lr_of(pg, schedule, t) for pg in firsts.values()] for t in range(total)], dtype=float)
-    return Curves(list(firsts), lrs.reshape(total, len(firsts)), schedule.steps_per_epoch,
-                  schedule.spec["name"])
+    lrs = np.array(rule.span(0, total), dtype=float).reshape(total, len(rule))[:, list(firsts.values())]
+    return Curves(list(firsts), lrs, schedule.steps_per_epoch, schedule.spec["name"])
 
 
 def _ranges(epochs: Sequence[int]) -> str:

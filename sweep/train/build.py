@@ -38,7 +38,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 class Built:
     """Everything a run needs, made from the config (before any training).
 
-    `data` is a `sweep.train.data.DataSet` (tensors) or `sweep.train.data.Datasets` (the user's datasets);
+    `data` is a `sweep.train.data.TensorData` (tensors) or `sweep.train.data.UserDatasets`;
     iterate it with `sweep.train.loop.train_batches(built.data, batch_size, built.device, seed)` and
     compute a batch's loss with `sweep.train.loop.batch_loss(built.model, batch, built.task, autocast)`.
     `settings` is the run's config resolved into plain dicts, with what the data told filled in:
@@ -48,7 +48,7 @@ class Built:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: Schedule
-    data: datasets.Data
+    data: datasets.TrainValData
     device: torch.device
     table: str
     task: Task
@@ -67,7 +67,7 @@ def data_config(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings["data"], "task": task_cfg.get("name") if task_cfg is not None else None}
 
 
-def fill_data_info(cfg: DictConfig, settings: dict[str, Any], data: datasets.Data, task: Task) -> bool:
+def fill_data_info(cfg: DictConfig, settings: dict[str, Any], data: datasets.TrainValData, task: Task) -> bool:
     """Write what the data knows (num_features, num_classes, num_outputs) into `cfg.data`, where the
     user left it null, so the model config's `${data.num_outputs}` and the like resolve. The output
     width is the class count (the user's, where they set one) or 1 for regression. Says whether

@@ -7,17 +7,12 @@ from typing import Any, Mapping
 
 import torch
 
-from sweep.train import data
-
-from sweep.lr import groups
-
-from sweep.lr import optimizer as optim
-
-from sweep.lr import schedule as schedules
-
-from sweep.train import task
 from sweep.errors import check
+from sweep.lr import groups
+from sweep.lr import optimizer as optim
+from sweep.lr import schedule as schedules
 from sweep.resolvers import register
+from sweep.train import data, task
 
 register()  # ${lr_sweep.direction:...} in conf/train.yaml
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from sweep.logs.tensorboard import RunWriter
 from sweep.resolvers import direction_of
 from sweep.train.build import Built, build
-from sweep.train.loop import DIVERGED, PRUNED, Result, save_checkpoint, train
+from sweep.train.loop import Result, save_checkpoint, train
 from sweep.train.runtime import in_multirun, job_dir, task_overrides
 from sweep.trial import NoTrial, Outcome, Status, complete
 
@@ -63,12 +63,10 @@ def write_status(out: str, outcome: Outcome) -> None:
 
 
 def outcome_of(result: Result, value: float) -> Outcome:
-    """The one outcome of a run: COMPLETE with its objective, PRUNED, or FAILED with the reason."""
-    if result.status == PRUNED:
-        return Outcome(Status.PRUNED, None, result.reason, result.epochs)
-    if result.status == DIVERGED:
-        return Outcome(Status.FAILED, None, result.reason, result.epochs)
-    return complete(value, result.epochs)
+    """The one outcome of a run: COMPLETE with its objective, or PRUNED or FAILED with the reason."""
+    if result.status == Status.COMPLETE:
+        return complete(value, result.epochs)
+    return Outcome(result.status, None, result.reason, result.epochs)
 
 
 def end_of_run_lines(out: str) -> str:
@@ -88,7 +86,7 @@ def close_writer(writer: RunWriter, b: Built, trial: NoTrial, status: str) -> No
     """The run's HPARAMS session, written at its end with its real status: every set and searched
     key (the searched ones marked as varying) and each group's peak LR."""
     main = b.task.metrics[0]
-    peaks = {pg["name"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
+    peaks = {pg["group"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
     writer.finish(hparams_of(b.settings, task_overrides()), status, searched=[k.lstrip("+~") for k in trial.params],
                   peaks=peaks, metric_tags=[main, "val/loss", "best/" + main.replace("/", "_")])
 

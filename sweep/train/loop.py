@@ -9,6 +9,11 @@ per update would stall the queue; the window keeps the report exact (the first b
 the sync point). The updates between a non-finite loss and the next sync point still run, on a run
 that has already failed; nothing of them is kept.
 
+The LRs come from the scheduler a user's own loop gets (`sweep.lr.torch_scheduler.ScheduleLR`,
+stepped after each update), so what the loop logs as `lr/<group>` is what the preview draws and
+what `sweep.build_scheduler` gives. A run ends with a `sweep.trial.Status`; its reasons are
+worded once, in `sweep.trial`.
+
 Epochs are counted from 1 in everything a person reads ("epoch 4/4", "pruned after epoch 3/4",
 "diverged at epoch 1/20, update 17/23"). Every TensorBoard scalar uses one x axis, the number of
 updates done: `lr/<group>` at the update that used it, epoch metrics and `epoch` at the update
@@ -32,25 +37,27 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from sweep.train import data as datasets
-from sweep.train.data import Data, val_batches
+from sweep.lr.rule import GroupLRs
 from sweep.lr.schedule import Schedule
+from sweep.lr.torch_scheduler import ScheduleLR
+from sweep.train import data as datasets
+from sweep.train.data import TrainValData, val_batches
 from sweep.train.task import Task, call_model
 from sweep.logs.tensorboard import RunWriter
-from sweep.trial import NoTrial
+from sweep.trial import NoTrial, Status, diverged_reason, pruned_reason
 
 log = logging.getLogger(__name__)
 
-COMPLETED, DIVERGED, PRUNED = "completed", "diverged", "pruned"
 SYNC_EVERY = 50
 
 
 @dataclass
 class Result:
-    """How the loop ended. `diverged_update` is the 0-based global index of the first update whose
+    """How the loop ended: COMPLETE, PRUNED, or FAILED (a non-finite loss or validation loss; the
+    reason says which). `diverged_update` is the 0-based global index of the first update whose
     loss was not finite (None unless the training loss diverged)."""
 
-    status: str
+    status: Status = Status.COMPLETE
     epochs: int = 0
     updates: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -59,7 +66,7 @@ class Result:
 
     def metric(self, name: str, reduce: str, maximize: bool) -> float:
         values = [h[name] for h in self.history if name in h]
-        if self.status == DIVERGED or not values:
+        if self.status == Status.FAILED or not values:
             return float("nan")
         if reduce == "best":
             return max(values) if maximize else min(values)
@@ -153,94 +160,109 @@ class _LossWindow:
         return None
 
 
-def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, data: Data,
+def _set_trainable(groups: list[dict[str, Any]], rule: GroupLRs, t: int) -> None:
+    """Gradients on for the groups that train at update `t`, off for the others (the rule decides)."""
+    for i, g in enumerate(groups):
+        trains = rule.trains(i, t)
+        for p in g["params"]:
+            p.requires_grad_(trains)
+
+
+def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: ScheduleLR, batches: Any,
+               task: Task, autocast: Callable[[], Any], cfg: Mapping[str, Any], debug: _SyncDebug,
+               window: _LossWindow) -> tuple[dict[str, list[float]], tuple[int, float] | None]:
+    """One epoch of updates: per group name the LR each update used (read back from the param
+    group the scheduler wrote), and the first non-finite loss (index in the window, value) or None."""
+    clip, groups = cfg.get("grad_clip"), optimizer.param_groups
+    firsts = list(scheduler.rule.firsts().items())
+    curves: dict[str, list[float]] = {n: [] for n, _ in firsts}
+    for batch in batches:
+        debug.arm()
+        for n, i in firsts:
+            curves[n].append(groups[i]["lr"])
+        loss = batch_loss(model, batch, task, autocast)
+        full = window.add(loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(model.parameters(), float(clip))
+        optimizer.step()
+        scheduler.step()
+        if full:
+            debug.disarm()
+            bad = window.flush()
+            if bad is not None:
+                return curves, bad
+    debug.disarm()
+    return curves, window.flush()
+
+
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, data: TrainValData,
           cfg: Mapping[str, Any], writer: RunWriter | None, trial: NoTrial = NoTrial(),
           objective: str = "val/acc", task: Task | None = None) -> Result:
     """Train for `cfg["epochs"]` epochs; stop early on a non-finite loss or when the trial is pruned
-    (never after the last epoch: a run that trained its whole budget is complete)."""
+    (never after the last epoch: a run that trained its whole budget is complete). The LRs come
+    from a `ScheduleLR` over `optimizer` and `schedule`, the scheduler a user's own loop gets."""
     task = task or Task()
     device = next(model.parameters()).device
     max_mb = float(cfg.get("on_device_max_mb", 256))
     batches = train_batches(data, int(cfg["batch_size"]), device, int(cfg["seed"]), max_mb)
     val = val_batches(data, device, on_device_max_mb=max_mb)
     autocast = autocast_for(device, cfg.get("precision", "auto"))
-    clip = cfg.get("grad_clip")
-    epochs, spe = int(cfg["epochs"]), len(batches)
+    epochs, per_epoch = int(cfg["epochs"]), len(batches)
     sync_every = max(1, int(cfg.get("sync_every") or SYNC_EVERY))
     debug = _SyncDebug(bool(cfg.get("sync_debug")) and device.type == "cuda")
-    groups = optimizer.param_groups
-    targets = [(g, g["base_lr"] * g["mult"], g["start_epoch"] * spe, g["frozen"]) for g in groups]
-    names = list(dict.fromkeys(g["name"] for g in groups))
-    first_of = {n: next(i for i, g in enumerate(groups) if g["name"] == n) for n in names}
-    result = Result(COMPLETED)
-    t = 0
+    scheduler = ScheduleLR(optimizer, schedule)
+    result = Result()
     try:
         for epoch in range(epochs):
-            started, epoch_first = time.perf_counter(), t
-            for g in groups:
-                trains = not g["frozen"] and epoch >= g["start_epoch"]
-                for p in g["params"]:
-                    p.requires_grad_(trains)
-            curves: dict[str, list[float]] = {n: [] for n in names}
-            window = _LossWindow(min(sync_every, max(spe, 1)), device)
-            bad = None
-            for batch in batches:
-                debug.arm()
-                for g, peak, start, frozen in targets:
-                    g["lr"] = 0.0 if frozen else peak * schedule.factor(t, start)
-                for n in names:
-                    curves[n].append(groups[first_of[n]]["lr"])
-                loss = batch_loss(model, batch, task, autocast)
-                full = window.add(loss)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), float(clip))
-                optimizer.step()
-                t += 1
-                if full:
-                    debug.disarm()
-                    bad = window.flush()
-                    if bad is not None:
-                        break
-            debug.disarm()
-            if bad is None:
-                bad = window.flush()
+            started, first = time.perf_counter(), result.updates
+            _set_trainable(optimizer.param_groups, scheduler.rule, first)
+            window = _LossWindow(min(sync_every, max(per_epoch, 1)), device)
+            curves, bad = _run_epoch(model, optimizer, scheduler, batches, task, autocast, cfg, debug, window)
+            result.updates = first + len(curves[scheduler.rule.names[0]])
             if bad is not None:
                 index = window.first + bad[0]  # within the epoch
-                result.status, result.diverged_update = DIVERGED, epoch_first + index
-                result.reason = (f"diverged at epoch {epoch + 1}/{epochs}, update {index + 1}/{spe}: "
-                                 f"loss={bad[1]}")
-                t = epoch_first + index
+                result.status, result.diverged_update, result.updates = Status.FAILED, first + index, first + index
+                result.reason = diverged_reason(epoch + 1, epochs, "loss", bad[1], index + 1, per_epoch)
                 curves = {n: v[:index + 1] for n, v in curves.items()}
-            result.updates = t
-            if writer is not None and curves[names[0]]:
-                writer.lr_curves(epoch_first, curves)
-            if result.status == DIVERGED:
+            if writer is not None and curves[scheduler.rule.names[0]]:
+                writer.lr_curves(first, curves)
+            if result.status == Status.FAILED:
                 log.warning("%s; stopping this run (its logs are kept)", result.reason)
                 break
             metrics = {"train/loss": window.total / max(window.updates, 1), **evaluate(model, val, task, autocast)}
-            schedule.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
-            result.history.append(metrics)
-            result.epochs = epoch + 1
-            if writer is not None:
-                writer.scalars({**metrics, "epoch": epoch + 1}, t)
-            lrs = " ".join(f"{n}={groups[first_of[n]]['lr']:.3g}" for n in names)
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-            log.info("epoch %d/%d  %s  lr %s  (%.0f ms)", epoch + 1, epochs, shown, lrs,
-                     1000 * (time.perf_counter() - started))
-            if not math.isfinite(metrics["val/loss"]):
-                result.status = DIVERGED
-                result.reason = f"diverged at epoch {epoch + 1}/{epochs}: val/loss={metrics['val/loss']}"
-                log.warning("%s; stopping this run (its logs are kept)", result.reason)
-                break
-            value = metrics.get(objective, float("nan"))
-            trial.report(value, epoch + 1)
-            if epoch + 1 < epochs and trial.should_prune():
-                result.status = PRUNED
-                result.reason = f"pruned after epoch {epoch + 1}/{epochs} ({objective}={value:.4g})"
-                log.info("trial %s %s", trial.number, result.reason)
+            if not _end_epoch(result, metrics, scheduler, writer, trial, objective, epoch, epochs, started, curves):
                 break
     finally:
         debug.disarm()
     return result
+
+
+def _end_epoch(result: Result, metrics: dict[str, float], scheduler: ScheduleLR, writer: RunWriter | None,
+               trial: NoTrial, objective: str, epoch: int, epochs: int, started: float,
+               curves: dict[str, list[float]]) -> bool:
+    """After an epoch's validation: plateau, history, logs, divergence, pruning; False to stop."""
+    schedule = scheduler.schedule
+    scheduler.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
+    result.history.append(metrics)
+    result.epochs = epoch + 1
+    if writer is not None:
+        writer.scalars({**metrics, "epoch": epoch + 1}, result.updates)
+    lrs = " ".join(f"{n}={v[-1]:.3g}" for n, v in curves.items() if v)  # the LR of the epoch's last update
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    log.info("epoch %d/%d  %s  lr %s  (%.0f ms)", epoch + 1, epochs, shown, lrs,
+             1000 * (time.perf_counter() - started))
+    if not math.isfinite(metrics["val/loss"]):
+        result.status = Status.FAILED
+        result.reason = diverged_reason(epoch + 1, epochs, "val/loss", metrics["val/loss"])
+        log.warning("%s; stopping this run (its logs are kept)", result.reason)
+        return False
+    value = metrics.get(objective, float("nan"))
+    trial.report(value, epoch + 1)
+    if epoch + 1 < epochs and trial.should_prune():
+        result.status = Status.PRUNED
+        result.reason = pruned_reason(epoch + 1, epochs, objective, value)
+        log.info("trial %s %s", trial.number, result.reason)
+        return False
+    return True

@@ -67,7 +67,7 @@ def build_model(cfg: Mapping[str, Any]) -> nn.Module:
     (`in_features: ${data.num_features}`). `init_from` and `init_prefix` are lr-sweep's own."""
     from hydra.utils import instantiate
 
-    from sweep.train.data import check_arguments, import_object
+    from sweep.train.user_code import check_arguments, import_object
 
     target = cfg.get("_target_")
     cls = import_object("model._target_", target)

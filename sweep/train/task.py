@@ -129,9 +129,14 @@ class Task:
         if not count:
             return {}
         loss_value, score_value = torch.stack([loss_sum.float(), score.float()]).tolist()  # type: ignore[union-attr]
+        return self.val_metrics(loss_value, score_value, count)
+
+    def val_metrics(self, loss_sum: float, score_sum: float, count: int) -> dict[str, float]:
+        """The reported metrics from `val_sums` added over `count` samples: `val/loss`, and
+        `val/acc` or `val/rmse` (also what batched trials report per member)."""
         if self.regression:
-            return {"val/loss": loss_value / count, "val/rmse": (score_value / count) ** 0.5}
-        return {"val/loss": loss_value / count, "val/acc": score_value / count}
+            return {"val/loss": loss_sum / count, "val/rmse": (score_sum / count) ** 0.5}
+        return {"val/loss": loss_sum / count, "val/acc": score_sum / count}
 
 
 def build_task(cfg: Mapping[str, Any] | None, train_targets: Callable[[], torch.Tensor] | None = None) -> Task:
@@ -142,7 +147,7 @@ def build_task(cfg: Mapping[str, Any] | None, train_targets: Callable[[], torch.
     validate(cfg)
     custom = None
     if cfg.get("loss"):
-        from sweep.train.data import import_object  # a one-line error for a path that does not import
+        from sweep.train.user_code import import_object  # a one-line error for a path that does not import
 
         import_object("task.loss._target_", cfg["loss"]["_target_"])
         custom = instantiate(cfg["loss"], _convert_="all")
