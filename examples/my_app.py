@@ -78,13 +78,13 @@ def main(cfg: DictConfig) -> float:
     log.info("layer groups:\n%s", group_table(groups, cfg.optimizer.lr, cfg.optimizer.weight_decay))
 
     val_acc = float("nan")
-    for epoch in range(tr.epochs):
+    for epoch in range(1, tr.epochs + 1):  # counted from 1, as the logs, the pruner and the reasons say
         order = torch.randperm(len(y_train))
         for i in range(0, len(order), tr.batch_size):
             batch = order[i:i + tr.batch_size]
             loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
             if not math.isfinite(loss.item()):
-                trial.finish(Outcome(Status.FAILED, None, f"diverged: loss={loss.item()} at epoch {epoch}", epoch))
+                trial.finish(Outcome(Status.FAILED, None, f"diverged at epoch {epoch}/{tr.epochs}: loss={loss.item()}", epoch))
                 return float("nan")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -93,10 +93,10 @@ def main(cfg: DictConfig) -> float:
         val_loss, val_acc = evaluate(model, x_val, y_val)
         scheduler.end_of_epoch(val_loss)  # only schedule=plateau uses it
         lrs = {pg["name"]: f"{pg['lr']:.3g}" for pg in optimizer.param_groups}
-        log.info("epoch %d  val/loss %.4f  val/acc %.4f  lr %s", epoch, val_loss, val_acc, lrs)
+        log.info("epoch %d/%d  val/loss %.4f  val/acc %.4f  lr %s", epoch, tr.epochs, val_loss, val_acc, lrs)
         trial.report(val_acc, epoch)
         if trial.should_prune():
-            trial.finish(Outcome(Status.PRUNED, None, f"pruned at epoch {epoch} (val/acc={val_acc:.4g})", epoch + 1))
+            trial.finish(Outcome(Status.PRUNED, None, f"pruned after epoch {epoch}/{tr.epochs} (val/acc={val_acc:.4g})", epoch))
             return val_acc
     trial.finish(complete(val_acc, tr.epochs))
     return val_acc

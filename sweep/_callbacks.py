@@ -11,19 +11,22 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sweep.errors import ConfigError
-from sweep.trial import NoTrial, Outcome, Status, complete, pruned_reason
+from sweep.trial import LeaderTrial, NoTrial, Outcome, Status, complete, pruned_reason
 
 log = logging.getLogger(__name__)
 
 
 def resolve_trial(trial_or_cfg: Any) -> NoTrial:
     """A trial handle as it is, else the trial of a job config (`sweep.current_trial(cfg)`; a NoTrial
-    outside a sweep)."""
+    outside a sweep). Under DDP the callbacks decide on rank 0 and broadcast the decision through
+    their framework (the same idea as `LeaderTrial`'s collective), so rank 0 asks the real trial."""
     if isinstance(trial_or_cfg, NoTrial):
-        return trial_or_cfg
-    from sweep.search.handoff import current_trial
+        trial = trial_or_cfg
+    else:
+        from sweep.search.handoff import current_trial
 
-    return current_trial(trial_or_cfg)
+        trial = current_trial(trial_or_cfg)
+    return trial.trial if isinstance(trial, LeaderTrial) else trial
 
 
 def find_metric(metrics: Mapping[str, Any], names: Iterable[str]) -> float | None:

@@ -17,7 +17,9 @@ wrapping `self.net`/`self.model` too), builds lr-sweep's optimizer and its per-u
 
 `LRSweepCallback(cfg_or_trial, monitor)` reports `trainer.callback_metrics[monitor]` to the trial
 after every validation; when the pruner says so it sets `trainer.should_stop` (decided on rank 0,
-broadcast to every rank: DDP never hangs, and no exception, so no traceback per pruned trial); at
+broadcast to every rank through `trainer.strategy.broadcast`: the mechanism of lr-sweep's own
+multi-device trials, `sweep.trial.LeaderTrial`/`FollowerTrial`, with Lightning's collective; DDP
+never hangs, and no exception, so no traceback per pruned trial); at
 the end of `fit` it finishes the trial once: COMPLETE with the last value, PRUNED with its reason,
 FAILED on an exception. Outside a sweep it reports nowhere. With `schedule=plateau` it also feeds
 the scheduler the metric `schedule.monitor` names after each validation (`configure_optimizers`

@@ -13,17 +13,20 @@ import contextvars
 import enum
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 OUTCOME_ATTR = "outcome"
 
 
 class Status(str, enum.Enum):
-    """How a run ended. FAILED covers a diverged run; the reason says which failure it was."""
+    """How a run ended. FAILED covers a diverged run; the reason says which failure it was.
+    INTERRUPTED: stopped by a signal (preemption, a time limit, a kill) and resumable from its last
+    epoch end (`sweep.train.resume`); a sweep leaves such a trial running in its study."""
 
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
 
 
 def diverged_reason(epoch: int, epochs: int, metric: str, value: float, update: int | None = None,
@@ -37,6 +40,12 @@ def diverged_reason(epoch: int, epochs: int, metric: str, value: float, update: 
 def pruned_reason(epoch: int, epochs: int, objective: str, value: float) -> str:
     """Why a run stopped early: "pruned after epoch 3/20 (val/acc=0.4123)"."""
     return f"pruned after epoch {epoch}/{epochs} ({objective}={value:.4g})"
+
+
+def interrupted_reason(signal_name: str, epochs_done: int) -> str:
+    """Why a run stopped before its end and can go on: "interrupted: SIGTERM; resumable from epoch 3"
+    (the epoch it resumes at, counted from 1)."""
+    return f"interrupted: {signal_name}; resumable from epoch {epochs_done + 1}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,58 @@ class NoTrial:
     def finish(self, outcome: Outcome) -> None:
         """Record how the run ended; call once, at the end."""
         self.outcome = outcome
+
+
+class LeaderTrial(NoTrial):
+    """Rank 0's trial in a run on several processes: the real trial behind the same methods, whose
+    `should_prune()` also hands its decision to every other rank through `agree(decision)` (a
+    collective every rank joins at the same point; `sweep.train.distributed`)."""
+
+    def __init__(self, trial: NoTrial, agree: Callable[[bool], bool]) -> None:
+        super().__init__()
+        self.trial, self.agree = trial, agree
+
+    def __getattr__(self, name: str) -> Any:  # number, params, job_dir, config, and the rest of the real trial
+        return getattr(self.__dict__["trial"], name)
+
+    @property
+    def number(self) -> int | None:  # type: ignore[override]
+        return self.trial.number
+
+    @property
+    def params(self) -> Mapping[str, Any]:  # type: ignore[override]
+        return self.trial.params
+
+    @property
+    def job_dir(self) -> str | None:  # type: ignore[override]
+        return self.trial.job_dir
+
+    @property
+    def config(self) -> Any:  # type: ignore[override]
+        return self.trial.config
+
+    def report(self, value: float, step: int) -> None:
+        self.trial.report(value, step)
+
+    def should_prune(self) -> bool:
+        return self.agree(self.trial.should_prune())
+
+    def finish(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.trial.finish(outcome)
+
+
+class FollowerTrial(NoTrial):
+    """Another rank's view of rank 0's trial: `report` and `finish` keep nothing anywhere (rank 0
+    reports once per epoch for all), and `should_prune()` returns rank 0's decision, received
+    through `agree` at the same point where rank 0 asks its pruner."""
+
+    def __init__(self, agree: Callable[[bool], bool], rank: int, number: int | None = None) -> None:
+        super().__init__()
+        self.agree, self.rank, self.number = agree, rank, number
+
+    def should_prune(self) -> bool:
+        return self.agree(False)
 
 
 _HANDED_OVER: contextvars.ContextVar[tuple[NoTrial, ...] | None] = contextvars.ContextVar(

@@ -30,6 +30,14 @@ def read_trials(sweep_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+TRIAL_COLUMNS = ("number", "state", "value", "epochs", "duration_s", "job_dir", "failure_reason")
+
+
+def trial_params(row: dict[str, str]) -> dict[str, str]:
+    """A trials.csv row's parameters (one column per config key; empty where the trial has no such key)."""
+    return {k: v for k, v in row.items() if k not in TRIAL_COLUMNS and v != ""}
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models on a small shared CPU: torch's default thread pool makes them 10-50x slower."""

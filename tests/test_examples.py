@@ -39,10 +39,11 @@ def test_the_app_composes_lr_sweeps_groups_without_copies() -> None:
 
 @pytest.mark.slow
 def test_the_app_trains_one_run(tmp_path: Path) -> None:
-    proc = run_app("trainer.epochs=3", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    run_app("trainer.epochs=3", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     log = (tmp_path / "run" / "my_app.log").read_text()
     epochs = [line for line in log.splitlines() if "val/acc" in line]
     assert len(epochs) == 3
+    assert "epoch 1/3 " in epochs[0] and "epoch 3/3 " in epochs[-1]  # counted from 1, as train.py counts
     assert "head: classifier (last child with parameters)" in log  # the group table says what was chosen
     assert "'head': " in epochs[0] and "'backbone': " in epochs[0]  # lr-sweep's groups, found in the app's model
 

@@ -4,7 +4,6 @@ gradual unfreezing, and the search=finetune space."""
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import REPO, read_trials, run_train
+from conftest import REPO, read_trials, run_train, trial_params
 from sweep.train import data as datasets
 from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups
@@ -313,7 +312,7 @@ def test_finetune_sweep_runs_each_groups_setup(workdir, groups, searched):
     rows = read_trials(d)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
     for r in rows:
-        params = set(json.loads(r["params"]))
+        params = set(trial_params(r))
         assert searched <= params
         assert ("groups.head_lr_mult" in params) == (groups != "single")
     results = OmegaConf.load(d / "optimization_results.yaml")

@@ -61,7 +61,7 @@ def test_step_schedule_changes_at_its_epochs_and_keeps_the_head_ratio():
     assert np.allclose(head, 4 * backbone)
     expected = 0.05 * 0.5 ** (c.epochs // 3)
     assert np.allclose(backbone, expected)
-    assert preview.changes(backbone, spe) == "steps at epochs 3, 6"
+    assert preview.changes(backbone, spe) == "steps at epochs 4, 7"
 
 
 def test_warmup_and_cosine_move_every_update_and_a_frozen_group_waits():
@@ -70,8 +70,8 @@ def test_warmup_and_cosine_move_every_update_and_a_frozen_group_waits():
     backbone, head = c.lrs[:, 0], c.lrs[:, 1]
     assert np.all(backbone[:2 * spe] == 0) and backbone[2 * spe] == 0 and backbone[2 * spe + 1] > 0
     assert head[0] == 0 and head[spe] == pytest.approx(0.5)  # warmup from 0 to the head's peak
-    assert preview.changes(head, spe) == "changes within epochs 0-4"
-    assert preview.changes(backbone, spe) == "changes within epochs 2-4"
+    assert preview.changes(head, spe) == "changes within epochs 1-5"
+    assert preview.changes(backbone, spe) == "changes within epochs 3-5"
 
 
 def test_summary_table_and_plateau_note():
@@ -79,7 +79,7 @@ def test_summary_table_and_plateau_note():
     lines = text.splitlines()
     assert lines[1].split() == ["group", "first", "last", "min", "max", "changes"]
     assert lines[2].split()[:5] == ["backbone", "0.05", "0.005", "0.005", "0.05"]
-    assert "steps at epochs 2" in lines[2] and "note" not in text
+    assert "steps at epoch 3" in lines[2] and "note" not in text
     flat = preview.summary(curves_of("schedule=plateau", "trainer.epochs=3"))
     assert "note: schedule=plateau" in flat and "never" in flat
 

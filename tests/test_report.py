@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -79,7 +78,18 @@ def test_noise_ties_and_the_band_of_base_lrs():
     assert (band.low, band.high) == (0.01, 0.1) and band.decades == pytest.approx(1.0)
     # without a validation size: the spread of the last epochs
     spread = an.noise(pts, best, "val/rmse", None)
-    assert "last 3 epochs" in spread.how or spread.se == 0
+    assert "around a straight line" in spread.how or spread.se == 0
+
+
+def test_without_a_validation_size_the_noise_is_the_spread_around_the_trend():
+    assert an.trend_spread([0.5, 0.6, 0.7, 0.8]) == pytest.approx(0.0, abs=1e-12)  # improving is not noise
+    assert an.trend_spread([1.0, 2.0, 1.0, 2.0]) > 0.4
+    study = optuna.create_study(direction="minimize")
+    for lr in (0.01, 0.02, 0.05):
+        add(study, lr, 1.0, curve=[3.0, 2.0, 1.1, 0.9, 1.0])
+    pts = points(study)
+    nz = an.noise(pts, an.ranked(pts, False)[0], "val/rmse", None)
+    assert nz.se == pytest.approx(an.trend_spread([3.0, 2.0, 1.1, 0.9, 1.0])) and "straight line" in nz.how
 
 
 def test_the_divergence_boundary_and_headroom():
@@ -89,6 +99,35 @@ def test_the_divergence_boundary_and_headroom():
     assert band.lowest_diverged.number == 6 and band.lowest_diverged.lr == 0.35
     assert band.highest_ok.number == 5 and band.highest_ok.lr == 0.2
     assert band.headroom == pytest.approx(math.log10(0.35 / 0.03))
+
+
+def test_a_diverged_trial_held_as_pruned_is_a_failure_of_its_setting():
+    study = lr_study()
+    study.add_trial(create_trial(params={"optimizer.lr": 0.3, "groups.head_lr_mult": 10.0},
+                                 distributions={"optimizer.lr": LR, "groups.head_lr_mult": MULT},
+                                 state=TrialState.PRUNED, intermediate_values={0: 0.4},
+                                 user_attrs={"diverged": True, "fail_reason": "diverged at epoch 2/3: val/loss=inf"}))
+    pts = points(study)
+    assert pts[8].state == "FAIL" and pts[8].diverged and pts[8].value is None
+    best = an.ranked(pts, True)[0]
+    assert an.band(pts, [best], best).lowest_diverged.number == 8
+    assert checks.budget(pts, study.trials)["pruned"] == []
+
+
+def test_the_study_names_its_lr_key_and_its_changed_settings():
+    from sweep.search.report_context import read_context
+
+    study = optuna.create_study(direction="maximize")
+    for i, lr in enumerate([0.01, 0.02]):
+        study.add_trial(create_trial(params={"net.base_lr": lr, "x.lr": 0.1}, value=0.5 + i,
+                                     distributions={"net.base_lr": LR, "x.lr": LR}))
+    assert an.study_lr_key({"lr_key": "net.base_lr"}, study.trials) == "net.base_lr"
+    assert an.study_lr_key({}, study.trials) == "x.lr"
+    attrs = {"settings_changes": [{"from_trial": 4, "changes": {"trainer.epochs": [4, 2]}}]}
+    ctx = read_context(None, attrs, study.trials)
+    assert ctx.changed == ["from trial #4: trainer.epochs 4 -> 2"]
+    warns = checks.warnings(points(study, "net.base_lr"), None, True, "python train.py -m", "/r/s", [], ctx.changed)
+    assert any("trainer.epochs 4 -> 2" in w.text and "hydra.sweep.dir=/r/s-new" in w.command for w in warns)
 
 
 def test_a_best_on_the_edge_of_its_range_warns_with_the_command_that_widens_it():
@@ -216,3 +255,38 @@ def test_a_real_sweep_leaves_a_report_that_a_browser_renders_with_every_image(tm
     shot = tmp_path / "report.png"
     chromium(f"--screenshot={shot}", "--window-size=1200,3000", out.as_uri())
     assert shot.exists() and shot.stat().st_size > 50_000
+
+
+def test_the_command_writes_the_page_of_a_journal_and_refuses_a_missing_target(tmp_path, capsys):
+    from sweep.search.report import main
+    from sweep.search.storage import open_storage
+
+    d = tmp_path / "s1"
+    d.mkdir()
+    study = optuna.create_study(study_name="s1", storage=open_storage(str(d / "study.journal")), direction="maximize")
+    for t in lr_study().trials:
+        study.add_trial(t)
+    assert main([str(d)]) == 0
+    check_page((d / "report.html").read_text())
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "report=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset, baseline", [("lr", {"groups.head_lr_mult": 1.0}),
+                                               ("finetune", {"groups.head_lr_mult": 1.0, "groups.decay": 1.0})])
+def test_the_presets_enqueue_a_one_lr_baseline_inside_their_ranges(preset, baseline):
+    import yaml
+
+    conf = yaml.safe_load((REPO / "conf" / "search" / f"{preset}.yaml").read_text())["hydra"]["sweeper"]
+    assert conf["enqueue"] == [baseline]
+    for key, text in conf["params"].items():
+        if key in baseline:
+            low = float(re.search(r"interval\(([^,]+),", text).group(1))
+            assert low <= baseline[key]
+
+
+def test_an_enqueued_value_outside_a_narrowed_range_is_left_to_the_sampler():
+    from sweep.search.study import fits
+
+    assert fits(MULT, 1.0) and not fits(FloatDistribution(2.0, 100.0, log=True), 1.0)
+    assert fits(CategoricalDistribution([1, 10]), 1.0) and not fits(CategoricalDistribution([5, 10]), 1.0)

@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import FAST, REPO, read_trials, run_train
+from conftest import FAST, REPO, read_trials, run_train, trial_params
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +46,15 @@ def test_resume_tops_up_to_n_trials_with_job_dirs_named_by_trial_number(tmp_path
     d = tmp_path / "resume"
     common = ["-m", "search=lr", *FAST, "hydra.sweeper.pruner=none", f"hydra.sweep.dir={d}"]
     run_train(*common, "hydra.sweeper.n_trials=3", check=True)
-    first = {r["number"]: r["params"] for r in read_trials(d)}
+    first = {r["number"]: trial_params(r) for r in read_trials(d)}
     run_train(*common, "hydra.sweeper.n_trials=5", check=True)
     rows = read_trials(d)
     assert [int(r["number"]) for r in rows] == [0, 1, 2, 3, 4]
     assert all(r["state"] == "COMPLETE" for r in rows)
-    assert {r["number"]: r["params"] for r in rows[:3]} == first
+    assert {r["number"]: trial_params(r) for r in rows[:3]} == first
     # the seeded sampler did not replay its first trials
-    assert {r["params"] for r in rows[3:]}.isdisjoint(first.values())
+    assert {tuple(sorted(trial_params(r).items())) for r in rows[3:]}.isdisjoint(
+        tuple(sorted(p.items())) for p in first.values())
     assert sorted(p.name for p in d.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1", "2", "3", "4"]
     for r in rows:
         assert Path(r["job_dir"]) == d / r["number"]
@@ -170,7 +171,7 @@ def test_a_failing_trial_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_p
     assert [r for r in rows if r["state"] == "COMPLETE"].__len__() == 4 and failed
     assert all("schedule.gamma=" in r["failure_reason"] and "(0, 1]" in r["failure_reason"] for r in failed)
     # enqueue_current: the first trial ran the config's own values
-    assert '"optimizer.lr": 0.05' in rows[0]["params"] and '"schedule.gamma": 0.1' in rows[0]["params"]
+    assert float(rows[0]["optimizer.lr"]) == 0.05 and float(rows[0]["schedule.gamma"]) == 0.1
 
 
 def test_lr_bounds_from_the_range_test_are_measured_once_per_study(tmp_path):
@@ -200,10 +201,11 @@ def test_trials_trained_together_match_the_same_trials_one_by_one(tmp_path):
     run_train(*common, f"hydra.sweep.dir={tmp_path / 'seq'}", check=True)
     proc = run_train(*common, "hydra.sweeper.trials_per_job=4", f"hydra.sweep.dir={tmp_path / 'together'}",
                      check=True)
-    assert "training trials 0,1,2,3 together" in proc.stdout + proc.stderr
+    assert "training trials 0,1,2,3 together" in (tmp_path / "together" / "0" / "train.log").read_text()
+    assert "trial 0 " in proc.stdout + proc.stderr and "trial 3 " in proc.stdout + proc.stderr  # progress lines
     seq, together = read_trials(tmp_path / "seq"), read_trials(tmp_path / "together")
-    assert [(r["number"], r["state"], r["params"], r["failure_reason"]) for r in seq] == \
-           [(r["number"], r["state"], r["params"], r["failure_reason"]) for r in together]
+    assert [(r["number"], r["state"], trial_params(r), r["failure_reason"]) for r in seq] == \
+           [(r["number"], r["state"], trial_params(r), r["failure_reason"]) for r in together]
     for a, b in zip(seq, together):
         if a["state"] == "COMPLETE":
             assert abs(float(a["value"]) - float(b["value"])) < 1e-6
@@ -219,7 +221,7 @@ def test_a_model_that_cannot_be_stacked_trains_its_trials_one_by_one(tmp_path):
                      "data._target_=user_parts.blobs", "trainer.epochs=2", "hydra.sweeper.pruner=none",
                      "hydra.sweeper.n_trials=2", "hydra.sweeper.trials_per_job=2", "hydra.sweeper.plots=false",
                      f"hydra.sweep.dir={d}", check=True, env={"PYTHONPATH": str(REPO / "tests")})
-    assert "Branchy cannot be vmapped over trials" in proc.stdout + proc.stderr
+    assert "Branchy cannot be vmapped over trials" in proc.stdout + proc.stderr  # the notice reaches the terminal
     assert "training these 2 trials one after another" in proc.stdout + proc.stderr
     rows = read_trials(d)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]

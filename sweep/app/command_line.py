@@ -1,9 +1,12 @@
 """Command-line checks that run before Hydra composes anything.
 
-Hydra reports an unknown config-group option (`schedule=foo`) or an unknown key
-(`optimizer.lrr=0.1`) as a multi-line composition error with exit 1; these checks turn both into
-the one-line error every other bad setting gets (key, value, what is allowed; exit 2), naming the
-nearest valid key.
+Hydra reports an unknown config-group option (`schedule=foo`), an unknown key
+(`optimizer.lrr=0.1`), a sweeper setting that does not exist or has the wrong type
+(`hydra.sweeper.n_trial=2`, `hydra.sweeper.n_trials=abc`) and a sweep it cannot parse
+(`interval(1e-3 0.5)`) as a multi-line error with exit 1; these checks turn each into the one-line
+error every other bad setting gets (key, value, what is allowed; exit 2), naming the nearest valid
+key or form. The sweeper's settings are its dataclass's fields (`sweep.search.settings`); the
+grammar's errors are the sweeper's own (`sweep.search.space.parse_overrides`).
 
 Cheap first, exact when it matters: the keys each override could mean are read from the YAML files
 of the options the command line selects (a few small files, no composition). Only a key found in
@@ -198,9 +201,84 @@ def unknown_key(argv: Sequence[str], conf_dir: str, config_name: str = "train") 
     return None
 
 
+# ---------------------------------------------------------------- the sweeper's keys and grammar
+
+SWEEP_CALL = re.compile(r"^\s*[A-Za-z_]\w*\s*\(")  # a value that is a grammar call: interval(...), ...
+
+
+def _sweeper_selected(overrides: Sequence[str]) -> bool:
+    """Whether the command line makes lr-sweep the sweeper (`search=...`, `hydra/sweeper=lr_sweep`)."""
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if (key == "search" and value not in ("", "null")) or (key == "hydra/sweeper" and value == "lr_sweep"):
+            return True
+    return False
+
+
+def _type_error(value: str, kind: Any) -> str | None:
+    """What a `hydra.sweeper.*` value of type `kind` must be, when `value` is not one; else None."""
+    import typing
+
+    args = typing.get_args(kind)
+    optional = type(None) in args
+    if optional:
+        kind = next((a for a in args if a is not type(None)), Any)
+    if value in ("null", "None") or value.startswith("${") or SWEEP_CALL.match(value):
+        return None if optional or kind is Any or value.startswith("${") else "a value, not null"
+    checks = {int: (r"[+-]?\d+", "an integer"), float: (r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?inf|nan",
+                                                      "a number"), bool: (r"(?i)true|false", "true or false")}
+    if kind in checks and not re.fullmatch(checks[kind][0], value.strip()):
+        return checks[kind][1] + (" or null" if optional else "")
+    return None
+
+
+def sweeper_error(argv: Sequence[str]) -> str | None:
+    """The error line for the first `hydra.sweeper.*` override that names no setting or has a value
+    of the wrong type, or an override whose sweep the grammar cannot parse; else None."""
+    import dataclasses
+    import difflib
+    import typing
+
+    overrides = overrides_of(argv)
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        if SWEEP_CALL.match(value) and "/" not in key:  # the range grammar, owned by the sweeper's space module
+            from sweep.errors import ConfigError
+            from sweep.search.space import parse_overrides
+
+            try:
+                parse_overrides([arg.lstrip("+~")])
+            except ConfigError as err:
+                return f"error: {err}"
+    if not _sweeper_selected(overrides):
+        return None
+    from sweep.search.settings import SweeperConf
+
+    kinds = typing.get_type_hints(SweeperConf)
+    names = [f.name for f in dataclasses.fields(SweeperConf) if not f.name.startswith("_")]
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not key.startswith("hydra.sweeper."):
+            continue
+        parts = key[len("hydra.sweeper."):].split(".")
+        if parts[0] not in names:
+            near = difflib.get_close_matches(parts[0], names, n=1, cutoff=0.6)
+            hint = f"did you mean hydra.sweeper.{near[0]}? " if near else ""
+            return (f"error: {key}={value!r} is not allowed: a setting of the sweeper; {hint}"
+                    f"(docs/sweeper.md lists them)")
+        wrong = _type_error(value, kinds[parts[0]]) if len(parts) == 1 else None
+        if wrong:
+            return f"error: {key}={value!r} is not allowed: {wrong}"
+    return None
+
+
 def check_command_line(argv: Sequence[str], conf_dir: str, config_name: str = "train") -> None:
-    """Exit 2 with one line on stderr for an unknown group option or key; return when all is well."""
-    message = unknown_choice(argv, conf_dir) or unknown_key(argv, conf_dir, config_name)
+    """Exit 2 with one line on stderr for an unknown group option or key, a `hydra.sweeper.*`
+    setting that does not exist or has the wrong type, or a sweep the grammar cannot parse; return
+    when all is well."""
+    message = unknown_choice(argv, conf_dir) or sweeper_error(argv) or unknown_key(argv, conf_dir, config_name)
     if message:
         print(message, file=sys.stderr)
         sys.exit(2)

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from sweep.train import build, job
 from sweep.batched.stack import Decision, Member, train_members
 from sweep.batched.check import NotBatchable, check_batchable, check_memory
+from sweep.batched.member_logs import member, member_logs
 from sweep.train.loop import train_batches
 from sweep.trial import NoTrial, Outcome, Status
 
@@ -42,18 +43,26 @@ def _differing(configs: Sequence) -> list[str]:
 
 def one_by_one(handles: Sequence[NoTrial], why: str) -> float:
     """The fallback: each trial as its own job, in this process, into its own job dir."""
-    log.info("trials_per_job: %s; training these %d trials one after another", why, len(handles))
+    log.info("trials_per_job: %s; training these %d trials one after another", why, len(handles),
+             extra={"console": True})  # the sweep's terminal shows it too
     value = float("nan")
     for handle in handles:
         try:
-            value = job.train_job(handle.config, handle)
+            with member(handle.number):
+                value = job.train_job(handle.config, handle)
         except Exception:  # noqa: BLE001 - train_job finished this trial as FAILED; go on with the others
             log.warning("trial %s failed; see %s", handle.number, handle.job_dir, exc_info=True)
     return value
 
 
 def train_together(handles: Sequence[NoTrial]) -> float:
-    """Train the handed-over trials as one stacked model; each finishes with its own outcome."""
+    """Train the handed-over trials as one stacked model; each finishes with its own outcome, and
+    each member's lines (`trial N: ...`) go to its own train.log (`sweep.batched.member_logs`)."""
+    with member_logs([h.number for h in handles], [h.job_dir for h in handles]):
+        return _train_together(handles)
+
+
+def _train_together(handles: Sequence[NoTrial]) -> float:
     configs = [h.config for h in handles]
     differing = _differing(configs)
     if differing:
@@ -68,14 +77,19 @@ def train_together(handles: Sequence[NoTrial]) -> float:
         return one_by_one(handles, f"this model cannot be trained as a stack ({err})")
     kind = type(first.optimizer).__name__.lower()
     check_memory(len(handles), first.model, first.device, kind, batch, first.task)
-    log.info("training trials %s together (%d members, device %s)\n%s", ",".join(str(h.number) for h in handles),
-             len(handles), first.device, first.table)
+    log.info("training trials %s together (%d members, device %s)", ",".join(str(h.number) for h in handles),
+             len(handles), first.device)
+    for b, h in zip(built, handles):
+        log.info("%d updates per epoch\n%s", b.schedule.steps_per_epoch, b.table, extra={"trial": h.number})
+    epochs = int(tr["epochs"])
     writers = [job.open_writer(b, h.job_dir) for b, h in zip(built, handles)]
     metric = str(objective["metric"])
     steps = first.schedule.steps_per_epoch
 
     def on_epoch_end(k: int, epoch: int, metrics: dict[str, float]) -> Decision:
         writers[k].scalars({**metrics, "epoch": epoch}, epoch * steps)
+        shown = "  ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+        log.info("epoch %d/%d  %s", epoch, epochs, shown, extra={"trial": handles[k].number})
         handles[k].report(metrics[metric], epoch)
         return Decision.PRUNE if handles[k].should_prune() else Decision.CONTINUE
 
@@ -95,6 +109,9 @@ def train_together(handles: Sequence[NoTrial]) -> float:
         job.close_writer(w, b, h, outcome.status.value)
         if r.state_dict is not None:
             b.model.load_state_dict(r.state_dict)
-        job.conclude(b, h.job_dir, outcome, r.updates, h)
+        with member(h.number):
+            if outcome.status != Status.COMPLETE:
+                log.info("%s", outcome.reason)
+            job.conclude(b, h.job_dir, outcome, r.updates, h)
         values.append(outcome.value if outcome.status == Status.COMPLETE else float("nan"))
     return values[0]

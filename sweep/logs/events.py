@@ -9,7 +9,7 @@ import socket
 import time
 from typing import Sequence
 
-from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
@@ -46,6 +46,11 @@ class EventFile:
     def summary(self, values: Sequence[Summary.Value], step: int, wall_time: float | None = None) -> None:
         self.write(Event(wall_time=time.time() if wall_time is None else wall_time, step=int(step),
                          summary=Summary(value=values)))
+
+    def restart_at(self, step: int) -> None:
+        """A purge marker (SessionLog START at `step`): TensorBoard drops the points at `step` and
+        later that it read from this run's earlier files, so a resumed run does not draw twice."""
+        self.write(Event(wall_time=time.time(), step=int(step), session_log=SessionLog(status=SessionLog.START)))
 
     def flush(self) -> None:
         self._file.flush()

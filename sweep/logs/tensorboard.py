@@ -126,6 +126,20 @@ class RunWriter:
         self._write_lr()
         self.events.flush()
 
+    def resume_at(self, step: int, history: Sequence[Mapping[str, float]]) -> None:
+        """Continue a resumed run at update `step`, after the epochs in `history`: points the
+        interrupted run wrote from `step` on are dropped (a purge marker), the last epoch's scalars
+        written again at `step`, and `best/...` goes on from the history's best."""
+        self.events.restart_at(step)
+        for h in history[:-1]:
+            value = h.get(self.objective)
+            if value is not None and math.isfinite(value) and (
+                    self.best is None or (value > self.best if self.maximize else value < self.best)):
+                self.best = float(value)
+        if history:
+            self.scalars({**history[-1], "epoch": len(history)}, step)
+        self._last_step = max(self._last_step, int(step))
+
     def _write_lr(self, final: bool = False) -> None:
         if final and self._last_lr is not None:
             done = self._lr[-1][0] if self._lr else self._written_until
@@ -174,10 +188,11 @@ class RunWriter:
         session.close()
         self.finished = True
 
-    def close(self) -> None:
-        """Close without an HPARAMS session (a run that is not a trial: a benchmark, a test)."""
+    def close(self, last_point: bool = True) -> None:
+        """Close without an HPARAMS session (a run that is not a trial: a benchmark, a test; or an
+        interrupted trial, `last_point=False`: its resumed run goes on from its last epoch end)."""
         if self.finished:
             return
-        self._write_lr(final=True)
+        self._write_lr(final=last_point)
         self.events.close()
         self.finished = True

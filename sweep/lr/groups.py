@@ -240,7 +240,7 @@ def group_table(groups: Sequence[Group], base_lr: float, weight_decay: float,
     for g in groups:
         decays_all = g.decay_norm_bias if decay_norm_bias is None else decay_norm_bias
         wd = f"{weight_decay:g}" + ("" if decays_all else " (0 on norm/bias)")
-        trains = "never (frozen)" if g.frozen else f"from epoch {g.start_epoch}"
+        trains = "never (frozen)" if g.frozen else f"from epoch {g.start_epoch + 1}"  # as the loop counts
         rows.append((g.name, f"{g.numel:,}", f"{base_lr * g.mult:.4g}", wd, trains))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

@@ -1,4 +1,5 @@
-"""`hydra.sweeper.keep_checkpoints=K`: only the best K complete trials keep `checkpoint.pt`.
+"""`hydra.sweeper.keep_checkpoints=K`: only the best K complete trials keep their checkpoints
+(`checkpoint.pt`, and a Lightning or transformers trial's `*.ckpt` and `checkpoint-*/`).
 
 Called after each batch of trials is recorded: a loser's checkpoint is removed only after the
 winners' were written (atomically, by their jobs) and recorded, so the best trial always has one.
@@ -7,6 +8,7 @@ winners' were written (atomically, by their jobs) and recorded, so the best tria
 from __future__ import annotations
 
 import os
+import shutil
 
 import optuna
 
@@ -22,8 +24,27 @@ def keep_best_checkpoints(study: optuna.Study, sweep_dir: str, keep: int | None)
         return []
     removed = []
     for t in results.ranked(study)[keep:]:
-        path = os.path.join(results.trial_job_dir(t, sweep_dir), CHECKPOINT)
-        if os.path.isfile(path):
-            os.remove(path)
+        for path in checkpoint_files(results.trial_job_dir(t, sweep_dir)):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
             removed.append(path)
     return removed
+
+
+def checkpoint_files(job_dir: str) -> list[str]:
+    """What a trial's job wrote to resume or reload from: train.py's `checkpoint.pt`, Lightning's
+    `*.ckpt` (`checkpoints/epoch=*.ckpt`, `last.ckpt`, at any depth) and transformers' `checkpoint-*/`
+    folders (those holding its `trainer_state.json`)."""
+    found = []
+    if os.path.isfile(os.path.join(job_dir, CHECKPOINT)):
+        found.append(os.path.join(job_dir, CHECKPOINT))
+    for root, dirs, files in os.walk(job_dir):
+        for name in list(dirs):
+            path = os.path.join(root, name)
+            if name.startswith("checkpoint-") and os.path.isfile(os.path.join(path, "trainer_state.json")):
+                found.append(path)
+                dirs.remove(name)
+        found += [os.path.join(root, f) for f in files if f.endswith(".ckpt")]
+    return found

@@ -23,6 +23,7 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.style.use("default")  # Optuna's plots switch to ggplot for the whole process
     return plt
 
 

@@ -12,14 +12,23 @@ outcome and tells the study. Two ways to hand over:
   storage and the outcome travels back as the trial's `outcome` user attribute.
 
 Outside a sweep `current_trial` returns a `NoTrial`.
+
+A job that is several processes (a user's loop started by torchrun or srun: `RANK`/`WORLD_SIZE`,
+else `SLURM_PROCID`/`SLURM_NTASKS`): rank 0 gets its trial behind a `LeaderTrial` and every other
+rank a `FollowerTrial`, which opens no storage. `report` counts on rank 0 only (once per epoch, not
+once per rank), and `should_prune()` is one small collective that hands rank 0's decision to every
+rank, so all leave the loop together. The one rule: every rank calls `should_prune()` at the same
+points (`sweep.train.distributed.agree`; without an initialized process group it is rank 0's
+decision as is, and never waits).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Mapping
 
-from sweep.trial import OUTCOME_ATTR, NoTrial, Outcome, handed_over_trials
+from sweep.trial import OUTCOME_ATTR, FollowerTrial, LeaderTrial, NoTrial, Outcome, handed_over_trials
 
 
 class StudyTrial(NoTrial):
@@ -63,9 +72,39 @@ def _trial_node(cfg: Any) -> Mapping[str, Any] | None:
     return node if node and node.get("storage") is not None else None
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process as its launcher tells it: torchrun's RANK and WORLD_SIZE,
+    else srun's SLURM_PROCID and SLURM_NTASKS; (0, 1) for a single process."""
+    for rank_key, world_key in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+        try:
+            return int(os.environ[rank_key]), int(os.environ[world_key])
+        except (KeyError, ValueError):
+            continue
+    return 0, 1
+
+
+def agree(prune: bool) -> bool:
+    """Rank 0's pruning decision on every rank of the job (torch only here, in a multi-process job)."""
+    from sweep.train.distributed import agree as agree_over_ranks
+
+    return agree_over_ranks(prune)
+
+
 def current_trials(cfg: Any = None) -> list[NoTrial]:
     """The trials this job trains: those handed over in this process (several when the sweeper
-    trains them together), else the one its config names (`trial.number`), else one NoTrial."""
+    trains them together), else the one its config names (`trial.number`), else one NoTrial. In a
+    job of several processes: a FollowerTrial on ranks other than 0, rank 0's trial behind a LeaderTrial."""
+    rank, world = process_rank()
+    if world > 1 and rank > 0:
+        node = _trial_node(cfg)
+        return [FollowerTrial(agree, rank, int(node["number"]) if node is not None else None)]
+    trials = _own_trials(cfg)
+    if world > 1 and len(trials) == 1:
+        return [LeaderTrial(trials[0], agree)]
+    return trials
+
+
+def _own_trials(cfg: Any) -> list[NoTrial]:
     handed = handed_over_trials()
     if handed is not None:
         return list(handed)

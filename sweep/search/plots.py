@@ -20,7 +20,7 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-from sweep.search.report_analysis import lr_key, multiplier_keys, to_point
+from sweep.search.report_analysis import multiplier_keys, study_lr_key, to_point
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -29,9 +29,10 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def _keys(study: optuna.Study) -> tuple[str | None, str | None]:
     """(the LR key, the multiplier key or None) among the study's searched keys."""
-    names = [k for t in study.get_trials(deepcopy=False) for k in t.params]
-    mults = multiplier_keys(names)
-    return lr_key(names), next((k for k in mults if "head" in k), mults[0] if mults else None)
+    trials = study.get_trials(deepcopy=False)
+    mults = multiplier_keys([k for t in trials for k in t.params])
+    return study_lr_key(dict(study.user_attrs), trials), next((k for k in mults if "head" in k),
+                                                              mults[0] if mults else None)
 
 
 def unavailable(study: optuna.Study) -> dict[str, str]:

@@ -22,13 +22,14 @@ log = logging.getLogger(__name__)
 WORKER_ENV = "LRSWEEP_WORKER_INDEX"
 
 
-def resolve_workers(value: Any) -> int:
-    """`workers=auto`: one per visible CUDA device, 1 without one."""
+def resolve_workers(value: Any, devices: int = 1) -> int:
+    """`workers=auto`: one per `devices` visible CUDA devices (`trainer.devices`: the GPUs each
+    trial trains on), 1 without CUDA."""
     if value == "auto":
         try:
             import torch  # only here, for the device count: the sweeper itself needs no torch
 
-            return max(1, torch.cuda.device_count())
+            return max(1, torch.cuda.device_count() // max(1, devices))
         except ImportError:
             return 1
     check(isinstance(value, int) and value >= 1, "hydra.sweeper.workers", value, "an integer >= 1 or auto")
@@ -47,8 +48,23 @@ def worker_command(index: int, sweep_dir: str) -> list[str]:
             "hydra.sweeper.workers=1", f"hydra.sweeper.worker_index={index}"]
 
 
-def run_workers(n: int, sweep_dir: str, pin_gpus: bool, study_name: str, storage_spec: str) -> list[int]:
-    """Start `n` workers, one GPU each where `pin_gpus`; wait for them; their exit codes. Ctrl-C
+def job_devices(job_cfg: Any) -> int:
+    """`trainer.devices` of the job config (the processes, one GPU each, a trial trains on); 1 where
+    the job has no such key or it is not a number (the job's own checks say so)."""
+    from omegaconf import OmegaConf
+
+    devices = OmegaConf.select(job_cfg, "trainer.devices", default=1)
+    return devices if isinstance(devices, int) and devices >= 1 else 1
+
+
+def visible_devices(index: int, devices: int) -> str:
+    """CUDA_VISIBLE_DEVICES of worker `index` when each holds `devices` GPUs: "2,3" for index 1 of 2."""
+    return ",".join(str(index * devices + d) for d in range(devices))
+
+
+def run_workers(n: int, sweep_dir: str, pin_gpus: bool, study_name: str, storage_spec: str,
+                devices: int = 1) -> list[int]:
+    """Start `n` workers, `devices` GPUs each where `pin_gpus`; wait for them; their exit codes. Ctrl-C
     stops them all and leaves the study resumable (each marks its running trial as interrupted)."""
     n_gpus = resolve_workers("auto") if pin_gpus else 0
     threads = max(1, (os.cpu_count() or 1) // n)
@@ -57,7 +73,7 @@ def run_workers(n: int, sweep_dir: str, pin_gpus: bool, study_name: str, storage
     for i in range(n):
         env = {**os.environ, WORKER_ENV: str(i)}
         if n_gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(i)
+            env["CUDA_VISIBLE_DEVICES"] = visible_devices(i, devices)
         else:
             env.setdefault("OMP_NUM_THREADS", str(threads))
         procs.append(subprocess.Popen(worker_command(i, sweep_dir), env=env))

@@ -40,11 +40,12 @@ def group_lrs(best: an.Point, trial: optuna.trial.FrozenTrial, ctx: Context, mul
     """Each group's peak LR from the best trial's TensorBoard run, else base x multiplier."""
     curves = lr_curves(trial, ctx.sweep_dir)
     if curves:
-        return [f"{tag.removeprefix('lr/')}: {max(v for _, v in c):.4g} (peak)" for tag, c in curves.items()]
+        peaks = {tag.removeprefix("lr/"): max(v for _, v in c) for tag, c in curves.items()}
+        return [f"{g}: {peak:.4g}" + (f" (base x {peak / best.lr:.3g})" if best.lr else "") for g, peak in peaks.items()]
     if best.lr is None:
         return []
-    return [f"{k.rsplit('.', 1)[-1]}: base x {fmt(best.params[k])} = {best.lr * float(best.params[k]):.4g}"
-            for k in mults if k in best.params and "mult" in k]
+    return [f"{k.rsplit('.', 1)[-1].removesuffix('_mult').removesuffix('_lr')}: base x {fmt(best.params[k])} = "
+            f"{best.lr * float(best.params[k]):.4g}" for k in mults if k in best.params and "mult" in k]
 
 
 def recommendation(best: an.Point | None, trial: Any, tied: list[an.Point], nz: an.Noise, ctx: Context,
@@ -57,7 +58,8 @@ def recommendation(best: an.Point | None, trial: Any, tied: list[an.Point], nz: 
                        f"{fmt(best.lr)}.", [best.number]), h.table(["setting", "value"], rows)]
     lrs = group_lrs(best, trial, ctx, mults)
     if lrs:
-        parts.append(h.finding("Each group's LR: " + "; ".join(lrs) + "."))
+        parts.append(h.finding("Each group's LR (its peak, from the trial's TensorBoard lr/<group> where it has "
+                               "one): " + "; ".join(lrs) + ".", [best.number]))
     others = [p for p in tied if p.number != best.number]
     parts.append(h.finding(f"Tied with it (within {nz.tie:.3g}): " + (", ".join(
         f"#{p.number} {p.value:.4g} (LR {fmt(p.lr)})" for p in others) or "none") + ".", [p.number for p in others]))
@@ -123,7 +125,7 @@ def build(study: optuna.Study, ctx: Context) -> str:
             f"A multi-objective study ({', '.join(d.name.lower() for d in study.directions)}): the LR report covers "
             "single-objective studies only."))])
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    lr_key = an.lr_key([k for t in trials for k in t.params])
+    lr_key = an.study_lr_key(dict(study.user_attrs), trials)
     mults = an.multiplier_keys([k for t in trials for k in t.params])
     points = [an.to_point(t, lr_key) for t in trials]
     by_number = {t.number: t for t in trials}
@@ -150,6 +152,8 @@ def load_study(target: str, study_name: str | None) -> tuple[optuna.Study, str |
     from sweep.search.status import resolve
     from sweep.search.storage import masked, open_storage_readonly
 
+    if "://" not in target and not os.path.exists(target):
+        raise ConfigError("report", target, "an existing sweep dir, journal file, or a database URL")
     spec, wanted = resolve(target, study_name)
     storage = open_storage_readonly(spec)
     names = [s.study_name for s in storage.get_all_studies()]

@@ -16,6 +16,7 @@ from sweep.search import keys
 
 PREFERRED_LR = ("optimizer.lr", "lr")
 SCHEDULE_KEYS = ("schedule", "schedule.name")
+LAST = 5  # epochs whose spread around their trend measures the noise, without a validation size
 Z = 2.0  # ties: within Z standard errors of the difference of two trials' values
 
 
@@ -62,14 +63,28 @@ class Point:
         return self.state == "COMPLETE" and self.value is not None and math.isfinite(self.value)
 
 
+def shown_state(t: FrozenTrial) -> str:
+    """FAIL for a diverged trial (the study may hold it as PRUNED so the sampler learns), else the state."""
+    diverged = bool(t.user_attrs.get(getattr(keys, "DIVERGED", "diverged")))
+    return "FAIL" if t.state == TrialState.PRUNED and diverged else t.state.name
+
+
 def to_point(t: FrozenTrial, key: str | None) -> Point:
     curve = sorted((int(s), float(v)) for s, v in t.intermediate_values.items() if v is not None)
     outcome = t.user_attrs.get(keys.OUTCOME) or {}
-    value = t.value if t.state == TrialState.COMPLETE else (curve[-1][1] if curve else None)
+    state = shown_state(t)
+    value = t.value if state == "COMPLETE" else (curve[-1][1] if curve and state == "PRUNED" else None)
     lr = t.params.get(key) if key else None
     epochs = int(outcome.get("epochs") or 0) if isinstance(outcome, dict) else 0
-    return Point(t.number, t.state.name, dict(t.params), None if lr is None else float(lr), value,
+    return Point(t.number, state, dict(t.params), None if lr is None else float(lr), value,
                  keys.failure_reason(t.user_attrs), max(epochs, len(curve)), curve)
+
+
+def study_lr_key(study_attrs: dict[str, Any], trials: Sequence[FrozenTrial]) -> str | None:
+    """The study's own `lr_key` attribute where its trials searched it, else `lr_key` of their keys."""
+    names = [k for t in trials for k in t.params]
+    recorded = study_attrs.get(getattr(keys, "LR_KEY", "lr_key"))
+    return recorded if recorded in names else lr_key(names)
 
 
 def better(a: float, b: float, maximize: bool) -> bool:
@@ -93,19 +108,31 @@ class Noise:
         return Z * math.sqrt(2.0) * self.se
 
 
+def trend_spread(values: Sequence[float]) -> float:
+    """The standard deviation of `values` around their least-squares line (a curve still improving
+    is not noise)."""
+    n = len(values)
+    xs = range(n)
+    mx, my = (n - 1) / 2, statistics.fmean(values)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, values)) / sxx
+    residuals = [y - (my + slope * (x - mx)) for x, y in zip(xs, values)]
+    return math.sqrt(sum(r * r for r in residuals) / (n - 2))
+
+
 def noise(points: Sequence[Point], best: Point | None, metric: str, n_val: int | None) -> Noise:
-    """Binomial standard error for an accuracy with a known validation size, else the median
-    spread (standard deviation) of the complete trials' last 3 epochs."""
+    """Binomial standard error for an accuracy with a known validation size, else the median spread
+    of the complete trials' last (up to LAST) epochs around their trend line."""
     if best is not None and n_val and "acc" in metric.lower() and 0.0 <= float(best.value) <= 1.0:  # type: ignore[arg-type]
         p = (float(best.value) * n_val + 1.0) / (n_val + 2.0)  # type: ignore[arg-type]  # 1.0 is never exact
         se = math.sqrt(p * (1.0 - p) / n_val)
         return Noise(se, f"binomial standard error of {metric}: sqrt(p(1-p)/n) with p = {float(best.value):.4g} "  # type: ignore[arg-type]
                          f"(the best, Laplace-smoothed) and n = {n_val} validation samples, SE = {se:.3g}")
-    spreads = [statistics.stdev(v for _, v in p.curve[-3:]) for p in points if p.complete and len(p.curve) >= 3]
+    spreads = [trend_spread([v for _, v in p.curve[-LAST:]]) for p in points if p.complete and len(p.curve) >= 3]
     if spreads:
         se = statistics.median(spreads)
-        return Noise(se, f"median over {len(spreads)} complete trials of the standard deviation of their last "
-                         f"3 epochs' {metric}, SE = {se:.3g}")
+        return Noise(se, f"median over {len(spreads)} complete trials of the spread (standard deviation) of their "
+                         f"last {LAST} epochs' {metric} around a straight line, SE = {se:.3g}")
     return Noise(0.0, "unknown (no validation size and fewer than 3 epochs per trial): only equal values tie")
 
 
@@ -179,8 +206,9 @@ def group_verdict(points: Sequence[Point], mults: Sequence[str], nz: Noise, maxi
     else:
         word = "tied with one LR (within the noise: prefer one LR, it is simpler)"
     setting = ", ".join(f"{k}={a.params[k]:.3g}" for k in mults if k in a.params)
-    return Verdict(f"Per-group LRs ({setting}, #{a.number}: {a.value:.4g}) {word}: one LR #{b.number} "
-                   f"{b.value:.4g}, difference {diff:+.3g} against a tie margin of {nz.tie:.3g}.", [a.number, b.number])
+    return Verdict(f"Per-group LRs {word}: the best per-group trial #{a.number} ({setting}) reached {a.value:.4g}, "
+                   f"the best one-LR trial #{b.number} {b.value:.4g}; difference {diff:+.3g} against a tie margin "
+                   f"of {nz.tie:.3g}.", [a.number, b.number])
 
 
 def schedule_verdict(points: Sequence[Point], maximize: bool) -> Verdict | None:

@@ -53,7 +53,7 @@ def _select(cfg: Any, key: str) -> Any:
 
 
 def read_context(sweep_dir: str | None, study_attrs: dict[str, Any], trials: Sequence[FrozenTrial]) -> Context:
-    ctx = Context(sweep_dir)
+    ctx = Context(sweep_dir, changed=recorded_changes(study_attrs))
     if sweep_dir is None:
         return ctx
     results = _load(os.path.join(sweep_dir, "optimization_results.yaml"))
@@ -66,8 +66,21 @@ def read_context(sweep_dir: str | None, study_attrs: dict[str, Any], trials: Seq
         ctx.command = shlex.join([*shlex.split(app), "-m", *[str(o) for o in overrides]])
     ctx.metric = objective_metric(sweep_dir, study_attrs)
     ctx.lr_find = read_lr_find(sweep_dir)
-    ctx.changed = changed_settings(trials, sweep_dir)
+    ctx.changed = ctx.changed or changed_settings(trials, sweep_dir)
     return ctx
+
+
+def recorded_changes(study_attrs: dict[str, Any]) -> list[str]:
+    """"from trial #4: trainer.epochs 4 -> 2" for each resume that changed the fixed settings on
+    purpose (the study's `settings_changes` attribute)."""
+    out = []
+    for entry in study_attrs.get("settings_changes") or []:
+        changes = entry.get("changes") or {} if isinstance(entry, dict) else {}
+        text = ", ".join(f"{k} {v[0]} -> {v[1]}" if isinstance(v, (list, tuple)) and len(v) == 2 else f"{k} {v}"
+                         for k, v in changes.items())
+        if text:
+            out.append(f"from trial #{entry.get('from_trial', '?')}: {text}")
+    return out
 
 
 def objective_metric(sweep_dir: str | None, study_attrs: dict[str, Any]) -> str:

@@ -25,6 +25,8 @@ def _mark_failed(ax: Any, xs: Sequence[float], maximize: bool, label: str) -> No
         y = 0.03 if maximize else 0.97
         ax.scatter(xs, [y] * len(xs), transform=ax.get_xaxis_transform(), clip_on=False, label=label,
                    **STYLE["FAIL"])
+        ax.update_datalim([(x, ax.get_ylim()[0]) for x in xs], updatex=True, updatey=False)  # x-limits hold them
+        ax.autoscale_view()
 
 
 def _points(ax: Any, points: Sequence[Point], x: Any, maximize: bool) -> None:
@@ -132,6 +134,7 @@ def learning_curves(top: Sequence[Point], metric: str, maximize: bool) -> Any:
     ax.set(xlabel="epoch (step the trial reported)", ylabel=metric_label(metric, maximize),
            title=f"learning curves of the top {len(top)} trials")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _value_axis(ax, [v for p in top for _, v in p.curve])
     ax.legend(fontsize=8)
     return fig
 

@@ -51,6 +51,13 @@ def rerun_overrides(fixed: Sequence[str]) -> list[str]:
     return [o for o in fixed if key(o) != "search" and not key(o).startswith(("hydra.", "hydra/"))]
 
 
+def trial_fixed(t: FrozenTrial, fixed: Sequence[str]) -> list[str]:
+    """The fixed overrides trial `t` ran with: its own (kept when it was asked: a resume may have
+    changed them on purpose), else this run's."""
+    own = t.user_attrs.get(keys.FIXED)
+    return list(own) if own is not None else rerun_overrides(fixed)
+
+
 def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = None) -> None:
     sweep_dir = sweep_dir or os.path.dirname(os.path.abspath(path))
     tmp = f"{path}.tmp"
@@ -59,16 +66,25 @@ def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = 
         w.writerow(["number", "state", "value", "params", "duration_s", "job_dir", "failure_reason"])
         for t in trials:
             duration = t.duration.total_seconds() if t.duration else ""
-            w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
+            w.writerow([t.number, keys.shown_state(t), value_of(t),
                         json.dumps(t.params, sort_keys=True), duration,
                         trial_job_dir(t, sweep_dir), keys.failure_reason(t.user_attrs)])
     os.replace(tmp, path)
 
 
+def value_of(t: FrozenTrial) -> Any:
+    """A trial's value for the CSV: its one value, the list of several objectives, else empty."""
+    if not t.values:
+        return ""
+    return t.values[0] if len(t.values) == 1 else json.dumps(t.values)
+
+
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete trials, best first."""
+    """Complete trials, best first (none for several objectives: see `pareto_front`)."""
+    if len(study.directions) > 1:
+        return []
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and math.isfinite(t.value)]
+            if t.value is not None and math.isfinite(t.value) and not keys.diverged(t.user_attrs)]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     return sorted(done, key=lambda t: (-t.value if maximize else t.value, t.number))
 
@@ -98,15 +114,18 @@ def write_experiment(sweep_dir: str, study: optuna.Study) -> None:
 def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[str],
                   command: str = "python train.py") -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
-    counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    counts = {s.name: sum(keys.shown_state(t) == s.name for t in trials) for s in TrialState}
     best = best_trial(study)
+    directions = [d.name.lower() for d in study.directions]
     out: dict[str, Any] = {
+        "name": "optuna",  # the Hydra Optuna plugin's keys (name, best_params, best_value, solutions) first
+        **plugin_keys(study, best),
         "study_name": study.study_name, "storage": masked(storage),
-        "direction": study.direction.name.lower(), "n_trials": counts,
+        "direction": directions[0] if len(directions) == 1 else directions, "n_trials": counts,
         "best": None if best is None else {
             "value": best.value, "number": best.number, "job_dir": trial_job_dir(best, os.path.dirname(os.path.abspath(path))),
             "params": dict(best.params),
-            "overrides": rerun_overrides(fixed) + [format_override(k, v) for k, v in best.params.items()],
+            "overrides": trial_fixed(best, fixed) + [format_override(k, v) for k, v in best.params.items()],
         },
     }
     if best is not None:
@@ -115,6 +134,16 @@ def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[
     OmegaConf.save(OmegaConf.create(out), tmp)
     os.replace(tmp, path)
     return out
+
+
+def plugin_keys(study: optuna.Study, best: FrozenTrial | None) -> dict[str, Any]:
+    """What the Hydra Optuna plugin writes: `best_params` and `best_value`, or for several
+    objectives the Pareto front as `solutions` ({params, values} per trial)."""
+    if len(study.directions) > 1:
+        front = sorted(study.best_trials, key=lambda t: t.number)
+        return {"solutions": [{"params": dict(t.params), "values": list(t.values), "number": t.number} for t in front]}
+    return {"best_params": None if best is None else dict(best.params),
+            "best_value": None if best is None else best.value}
 
 
 def plots_in_background(sweep_dir: str, storage: str, study_name: str) -> None:
@@ -145,11 +174,9 @@ def tensorboard_note(sweep_dir: str) -> str:
 
 def summary_table(study: optuna.Study, top: int = 5) -> str:
     trials = study.get_trials(deepcopy=False)
-    counts = ", ".join(f"{s.name.lower()} {n}" for s in TrialState
-                       if (n := sum(t.state == s for t in trials)))
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    done.sort(key=lambda t: t.value, reverse=maximize)
+    counts = ", ".join(f"{s.name.lower()} {n}" for s in TrialState  # a diverged trial is a failure
+                       if (n := sum(keys.shown_state(t) == s.name for t in trials)))
+    done = ranked(study)
     lines = [f"study {study.study_name}: {len(trials)} trials ({counts})"]
     for t in done[:top]:
         params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())

@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweep.search import keys
 from sweep.search.handoff import StudyTrial
+from sweep.search.progress import quiet_console
 from sweep.search.results import format_override
 from sweep.search.storage import open_storage
 from sweep.trial import NoTrial, Outcome, Status, handed_over
@@ -57,6 +58,9 @@ def job_outcome(error: BaseException | None, value: Any, reported: Outcome | Non
         return Outcome(Status.FAILED, None, text)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return Outcome(Status.COMPLETE, float(value))
+    if isinstance(value, (list, tuple)) and value and all(  # several objectives (direction: [..., ...])
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return Outcome(Status.COMPLETE, [float(v) for v in value])  # type: ignore[arg-type]
     return Outcome(Status.FAILED, None, f"non-finite objective: {value!r}")
 
 
@@ -70,8 +74,9 @@ def override_dirname(lines: Sequence[str], cfg: DictConfig) -> str:
 
 @dataclass
 class Prepared:
-    """A trial's job, ready to run: its config (no `hydra` node), the Hydra config it runs under,
-    and its job dir."""
+    """A trial's job, ready to run: its config (no `hydra` node), the whole config it was cut from
+    (the `hydra` node's interpolations, `${paths.log_dir}`, `${task_name}`, resolve in it, as in
+    Hydra's own jobs), and its job dir."""
 
     task_cfg: DictConfig
     hydra_cfg: DictConfig
@@ -93,30 +98,35 @@ class InProcessJobs:
         """`job_cfg`: the config composed from the `fixed` overrides alone (the sweeper has it)."""
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
         self.fixed, self.group_keys = list(fixed), set(job_cfg.hydra.runtime.choices)
-        self._composed: dict[tuple, tuple[bytes, DictConfig]] = {
-            (): (pickle.dumps(task_config(job_cfg)), OmegaConf.masked_copy(job_cfg, ["hydra"]))}
-        self._file_log: tuple[logging.Formatter, int] | None = None
+        self.sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))  # resolved once (`${now:...}`)
+        self._composed: dict[tuple, bytes] = {(): pickle.dumps(job_cfg)}
+        self._file_log: list[tuple[str, logging.Formatter, int]] | None = None
 
-    def _base(self, values: Mapping[str, Any]) -> tuple[bytes, DictConfig]:
-        """(the job's part, pickled; the `hydra` node) of the config for these group choices."""
+    def _base(self, values: Mapping[str, Any]) -> bytes:
+        """The whole config for these group choices, pickled."""
         choices = tuple(sorted((k, str(v)) for k, v in values.items() if k.lstrip("+") in self.group_keys))
         if choices not in self._composed:
             cfg = self.hydra_context.config_loader.load_sweep_config(
                 self.config, self.fixed + [f"{k}={v}" for k, v in choices])
-            self._composed[choices] = (pickle.dumps(task_config(cfg)), OmegaConf.masked_copy(cfg, ["hydra"]))
+            self._composed[choices] = pickle.dumps(cfg)
         return self._composed[choices]
 
     def prepare(self, number: int, values: Mapping[str, Any], lines: list[str]) -> Prepared:
         """Trial `number`'s config with its values, its job dir, and the `.hydra/` records that
         rerun it (config.yaml, overrides.yaml)."""
-        base, hydra_cfg = self._base(values)
-        task_cfg = pickle.loads(base)
-        with open_dict(task_cfg):
+        whole = pickle.loads(self._base(values))
+        with read_write(whole), open_dict(whole):
             for key, value in values.items():
                 if key.lstrip("+") not in self.group_keys:
-                    OmegaConf.update(task_cfg, key.lstrip("+"), value, merge=False)
-        hydra = hydra_cfg.hydra
-        out = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(number)))
+                    OmegaConf.update(whole, key.lstrip("+"), value, merge=False)
+            hydra = whole.hydra
+            out = os.path.join(self.sweep_dir, str(number))
+            hydra.sweep.dir = self.sweep_dir
+            hydra.overrides.task = list(lines)
+            hydra.job.override_dirname = override_dirname(lines, whole)
+            hydra.job.id = hydra.job.num = number
+            hydra.runtime.output_dir = out
+        task_cfg = task_config(whole)
         if hydra.output_subdir is not None:
             records = Path(out) / str(hydra.output_subdir)
             records.mkdir(parents=True, exist_ok=True)
@@ -124,47 +134,44 @@ class InProcessJobs:
             _write_yaml(records / "overrides.yaml", list(lines))
         else:
             os.makedirs(out, exist_ok=True)
-        return Prepared(task_cfg, hydra_cfg, out, list(lines))
+        return Prepared(task_cfg, whole, out, list(lines))
 
-    def _enter(self, job: Prepared, number: int) -> None:
-        """Set the shared `hydra` node's per-job fields and make it the current Hydra config."""
-        with read_write(job.hydra_cfg), open_dict(job.hydra_cfg):
-            hydra = job.hydra_cfg.hydra
-            hydra.overrides.task = job.lines
-            hydra.job.override_dirname = override_dirname(job.lines, job.hydra_cfg)
-            hydra.job.id = hydra.job.num = number
-            hydra.runtime.output_dir = job.job_dir
-        HydraConfig.instance().cfg = job.hydra_cfg
+    @staticmethod
+    def _enter(job: Prepared) -> None:
+        """Make the job's whole config the current Hydra config (`${hydra:...}` resolves in it)."""
+        HydraConfig.instance().set_config(job.hydra_cfg)
 
     def run(self, job: Prepared, number: int, handles: Sequence[NoTrial]) -> list[Outcome]:
         """Call the task on `job` with `handles` handed over; one outcome per handle."""
         label = ",".join(str(h.number) for h in handles)
-        log.info("\t#%s : %s", label, " ".join(filter_overrides(job.lines)))
+        log.debug("\t#%s : %s", label, " ".join(filter_overrides(job.lines)))  # progress lines say the rest
         saved = HydraConfig.instance().cfg
-        self._enter(job, number)
-        hydra = job.hydra_cfg.hydra
-        handler = self._log_to(job.hydra_cfg, os.path.join(job.job_dir, f"{hydra.job.name}.log"))
+        self._enter(job)
+        handlers = self._log_to(job.hydra_cfg)
         callbacks = self.hydra_context.callbacks
         ret = JobReturn(overrides=job.lines, cfg=job.task_cfg, hydra_cfg=job.hydra_cfg, working_dir=os.getcwd())
         error: BaseException | None = None
         try:
             callbacks.on_job_start(config=job.hydra_cfg, task_function=self.task_function)
-            with handed_over(handles):
+            with handed_over(handles), quiet_console():  # the job's lines: its train.log only
                 ret.return_value = self.task_function(job.task_cfg)
             ret.status = JobStatus.COMPLETED
         except Exception as err:  # noqa: BLE001 - any job error fails its trials, not the sweep
             error, ret.return_value, ret.status = err, err, JobStatus.FAILED
             log.debug("job %s raised", label, exc_info=True)
         finally:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
+            for handler in handlers:
+                logging.getLogger().removeHandler(handler)
+                handler.close()
             HydraConfig.instance().cfg = saved
         callbacks.on_job_end(config=job.hydra_cfg, job_return=ret)
         value = None if error else ret.return_value
         return [job_outcome(error, value, h.outcome) for h in handles]
 
-    def _log_to(self, cfg: DictConfig, path: str) -> logging.Handler:
-        """A file handler for the job's log, formatted as Hydra's job logging would (set up once)."""
+    def _log_to(self, cfg: DictConfig) -> list[logging.Handler]:
+        """The job's log files, as its `hydra.job_logging` says (set up once with Hydra's own
+        `configure_log`; then per job only the file handlers, at the paths the job's config names,
+        e.g. `${hydra.runtime.output_dir}/${task_name}.log`)."""
         if self._file_log is None:
             configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
             root = logging.getLogger()
@@ -172,14 +179,19 @@ class InProcessJobs:
             for h in files:
                 root.removeHandler(h)
                 h.close()
-            fmt = files[0].formatter if files else logging.Formatter(
-                "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-            self._file_log = (fmt, files[0].level if files else logging.NOTSET)
-        handler = logging.FileHandler(path)
-        handler.setFormatter(self._file_log[0])
-        handler.setLevel(self._file_log[1])
-        logging.getLogger().addHandler(handler)
-        return handler
+            named = [name for name, spec in (cfg.hydra.job_logging or {}).get("handlers", {}).items()
+                     if spec is not None and "filename" in spec]
+            self._file_log = [(name, h.formatter or logging.Formatter(), h.level) for name, h in zip(named, files)]
+        handlers: list[logging.Handler] = []
+        for name, formatter, level in self._file_log:
+            path = str(cfg.hydra.job_logging.handlers[name].filename)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            handler = logging.FileHandler(path)
+            handler.setFormatter(formatter)
+            handler.setLevel(level)
+            logging.getLogger().addHandler(handler)
+            handlers.append(handler)
+        return handlers
 
 
 def task_config(cfg: DictConfig) -> DictConfig:
@@ -246,7 +258,12 @@ class Launch:
     @staticmethod
     def run_in_process(runner: InProcessJobs, job: list[Asked], lines: list[list[str]]) -> list[Outcome]:
         """One job in this process, its trials handed over directly."""
-        prepared = [runner.prepare(a.trial.number, a.overrides, ln) for a, ln in zip(job, lines)]
+        try:
+            prepared = [runner.prepare(a.trial.number, a.overrides, ln) for a, ln in zip(job, lines)]
+        except Exception as err:  # noqa: BLE001 - its config does not resolve: the trials fail with the reason
+            log.debug("job %d: config", job[0].trial.number, exc_info=True)
+            reason = f"config: {type(err).__name__}: {err}".splitlines()[0]
+            return [Outcome(Status.FAILED, None, reason) for _ in job]
         handles = [StudyTrial(a.trial, config=p.task_cfg, job_dir=p.job_dir) for a, p in zip(job, prepared)]
         return runner.run(prepared[0], job[0].trial.number, handles)
 

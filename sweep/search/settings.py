@@ -9,23 +9,30 @@ class SweeperConf:
     """`hydra.sweeper.*` settings (the search/ configs set them; each can be overridden)."""
 
     _target_: str = "hydra_plugins.lr_sweep.lr_sweep_sweeper.LRSweeper"
+    _recursive_: bool = False  # `_target_` values (sampler, pruner) reach the sweeper as data, built by it
     n_trials: int = 20  # finished (COMPLETE or PRUNED) trials in the study, in total
     n_jobs: int = 1  # jobs launched together per batch (a parallel Hydra launcher runs them at once)
     trials_per_job: int = 1  # trials trained together as one stacked model in one job
     workers: Any = 1  # worker processes on this study: an integer, or auto (one per visible GPU, 1 on CPU)
     worker_index: int = 0  # set for the processes `workers` starts (offsets the sampler's seed)
     keep_checkpoints: Optional[int] = None  # only the best K trials keep checkpoint.pt (0: none); null: all
-    direction: str = "maximize"  # maximize | minimize
+    direction: Any = "maximize"  # maximize | minimize, or a list of them (a multi-objective study)
     study_name: Optional[str] = None  # default: the sweep dir's name
     storage: Optional[str] = None  # journal file path or database URL; default <sweep dir>/study.journal
-    sampler: str = "tpe"  # tpe | random | grid | cmaes | qmc | gp
+    sampler: Any = "tpe"  # tpe | random | grid | cmaes | qmc | gp, or {_target_: optuna.samplers.X, ...}
     sampler_options: dict[str, Any] = field(default_factory=dict)
     seed: Optional[int] = None
-    pruner: str = "median"  # median | percentile | successive_halving | hyperband | none
+    pruner: Any = "median"  # median | percentile | successive_halving | hyperband | none, or {_target_: ...}
     n_startup_trials: int = 5  # median/percentile: trials that finish before any pruning
     n_warmup_steps: int = 2  # median/percentile: epochs a trial always trains before it can be pruned
     pruner_options: dict[str, Any] = field(default_factory=dict)  # other pruner arguments
-    params: dict[str, str] = field(default_factory=dict)  # key -> interval(...)/choice(...)/...
+    widen_edges: int = 0  # times the base LR's range may grow by a decade at an edge that holds the best trial
+    min_complete_trials: int = 0  # any pruner: no trial is pruned before this many trials completed (0: no floor)
+    params: Optional[dict[str, Any]] = field(default_factory=dict)  # key -> interval(...)/choice(...)/...; null drops a key
+    fixed: Optional[dict[str, Any]] = field(default_factory=dict)  # key -> value set in every trial and in the rerun line
+    search_space: Optional[dict[str, Any]] = None  # the Optuna plugin's older form: key -> {type, low, high, log, step, choices}
+    custom_search_space: Optional[str] = None  # the Optuna plugin's module.function(job config, trial), suggests more keys
+    max_failure_rate: Optional[float] = None  # stop with an error once more than this fraction of a batch failed; null: off
     lr_bounds: Optional[str] = None  # search optimizer.lr in a measured interval, once per study: lr_find (the LR
     # range test) or a hook module.function(job config, sweep dir) -> (low, high)
     config_check: Optional[str] = None  # module.function(job config) raising on bad settings, before any trial
@@ -35,6 +42,9 @@ class SweeperConf:
     # [{groups.head_lr_mult: 1.0}]: the presets' one-LR baseline, so the report can compare with it
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     max_consecutive_failures: int = 5
+    allow_changed_settings: bool = False  # resume a study whose fixed settings differ (recorded in the study)
     heartbeat_s: float = 10.0  # how often a worker marks its running trials alive
     stale_after_s: float = 120.0  # a running trial of another host with no heartbeat for this long is dead
+    wait: bool = True  # workers as SLURM/submitit jobs: wait for them (a line per trial), or return once queued
+    journal_on_shared_fs: bool = False  # allow a journal file for SLURM workers that may run on several hosts
     plots: bool = True  # draw history/importance/LR plots after the sweep, in a background process

@@ -79,15 +79,51 @@ def _distribution(key: str, override: Override) -> BaseDistribution:
     raise ConfigError(key, text, "a sweep: interval(...), tag(log, interval(...)), int(...), choice(...) or range(...)")
 
 
+GRAMMAR = ("a value, or a sweep: interval(low, high), tag(log, interval(low, high)), int(interval(low, high)), "
+           "choice(a, b, ...) or range(start, stop[, step])")
+FUNCTIONS = ("interval", "tag", "choice", "range", "int", "float", "str", "bool", "glob", "shuffle", "sort")
+
+
+def _grammar_hint(value: str, why: str) -> str:
+    """The nearest valid form of a sweep Hydra could not parse, and Hydra's reason in short."""
+    import difflib
+    import re
+
+    near = re.sub(r"(?<=[\w.)])\s+(?=[-+\w.(])", ", ", value.strip())  # `interval(1e-3 0.5)`: commas
+    for name in set(re.findall(r"([A-Za-z_]\w*)\s*\(", near)) - set(FUNCTIONS):
+        match = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
+        if match:
+            near = re.sub(rf"\b{name}\s*\(", match[0] + "(", near)
+    near += ")" * max(0, near.count("(") - near.count(")"))
+    lines = [ln for ln in why.strip().splitlines()[1:] if ln and not ln.startswith("See ")]
+    reason = lines[0].split("': ", 1)[-1] if lines else "unbalanced parentheses or a stray character"
+    return (f"; did you mean {near}?" if near != value.strip() else "") + (f" (Hydra: {reason})" if reason else "")
+
+
+def parse_overrides(lines: list[str], prefix: str = "") -> list[Override]:
+    """Hydra's overrides of `lines`; a line Hydra cannot parse is a ConfigError naming its key
+    (`prefix` + key), its value, the grammar and the nearest valid form."""
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    out: list[Override] = []
+    for line in lines:
+        try:
+            out.extend(parser.parse_overrides([line]))
+        except OverrideParseException as err:
+            key, _, value = line.partition("=")
+            raise ConfigError(prefix + key, value, GRAMMAR + _grammar_hint(value, str(err))) from None
+    return out
+
+
 def parse_space(params: Mapping[str, str], arguments: list[str]) -> tuple[dict[str, BaseDistribution], list[str]]:
     """(search space from `params` updated by the sweep overrides in `arguments`, the fixed overrides)."""
-    parser = OverridesParser.create()
-    lines = [f"{k}={v}" for k, v in (params or {}).items()]
+    lines = [f"{k}={v}" for k, v in (params or {}).items() if v is not None]  # null: dropped
     space: dict[str, BaseDistribution] = {}
-    for override in parser.parse_overrides(lines):
+    for override in parse_overrides(lines, "hydra.sweeper.params."):
         space[override.get_key_element()] = _distribution(override.get_key_element(), override)
     fixed = []
-    for override in parser.parse_overrides(arguments):
+    for override in parse_overrides(arguments):
         key = override.get_key_element()
         if override.is_sweep_override():
             space[key] = _distribution(key, override)
@@ -97,7 +133,7 @@ def parse_space(params: Mapping[str, str], arguments: list[str]) -> tuple[dict[s
     return space, fixed
 
 
-def check_keys(space: Mapping[str, BaseDistribution], cfg: Any) -> None:
+def check_keys(space: Mapping[str, BaseDistribution], cfg: Any, app: str = "train.py") -> None:
     """Every searched key must exist in the job's config (a value, or a config group)."""
     from omegaconf import OmegaConf
 
@@ -108,7 +144,8 @@ def check_keys(space: Mapping[str, BaseDistribution], cfg: Any) -> None:
         if key.startswith("+") or bare in groups:
             continue
         check(OmegaConf.select(cfg, bare, default=missing) is not missing, "hydra.sweeper.params", key,
-              "keys of the job's config (python train.py --cfg job lists them), or +key to add one")
+              f"keys of the job's config (python {app} --cfg job lists them), or +key to add one; an "
+              "lr-sweep preset's key is mapped by the app's lr_sweep node (docs/adopting.md)")
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
@@ -138,21 +175,40 @@ def grid_of(space: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
     return grid
 
 
-def build_sampler(name: str, options: Mapping[str, Any], seed: int | None,
+def build_sampler(name: Any, options: Mapping[str, Any], seed: int | None,
                   space: Mapping[str, BaseDistribution]) -> optuna.samplers.BaseSampler:
-    check(name in SAMPLERS, "hydra.sweeper.sampler", name, f"one of {', '.join(SAMPLERS)}")
+    """A short name (`tpe`, with `sampler_options`) or the Optuna plugin's `{_target_: ..., seed: ...}`
+    (its seed replaced by `seed`, which the caller offsets for resumes and workers)."""
+    from sweep.search.optuna_forms import build_object, is_target
+
+    if is_target(name):
+        extra = {"seed": seed} if "seed" in name else {}
+        if str(name["_target_"]).endswith("GridSampler") and "search_space" not in name:
+            extra["search_space"] = grid_of(space)
+        return build_object(name, "hydra.sweeper.sampler", **extra)
+    check(name in SAMPLERS, "hydra.sweeper.sampler", name,
+          f"one of {', '.join(SAMPLERS)}, or {{_target_: optuna.samplers.X, ...}}")
     kwargs = dict(options or {})
     if name == "grid":
         return optuna.samplers.GridSampler(grid_of(space), seed=seed)
     if name == "tpe":  # workers sharing a study do not all sample the point a running trial holds
         kwargs.setdefault("constant_liar", True)
-    return SAMPLERS[name](seed=seed, **kwargs)
+    try:
+        return SAMPLERS[name](seed=seed, **kwargs)
+    except TypeError as err:
+        raise ConfigError("hydra.sweeper.sampler_options", kwargs, f"arguments the {name} sampler takes ({err})") from None
 
 
-def pruner_spec(name: str, options: Mapping[str, Any], n_startup_trials: int = 5,
+def pruner_spec(name: Any, options: Mapping[str, Any], n_startup_trials: int = 5,
                 n_warmup_steps: int = 2) -> dict[str, Any]:
-    """The pruner as plain data (stored in the study, so jobs in other processes rebuild it)."""
-    check(name in PRUNERS, "hydra.sweeper.pruner", name, f"one of {', '.join(PRUNERS)}")
+    """The pruner as plain data (stored in the study, so jobs in other processes rebuild it); a
+    `{_target_: optuna.pruners.X, ...}` is kept as it is."""
+    from sweep.search.optuna_forms import is_target
+
+    if is_target(name):
+        return dict(name)
+    check(name in PRUNERS, "hydra.sweeper.pruner", name,
+          f"one of {', '.join(PRUNERS)}, or {{_target_: optuna.pruners.X, ...}}")
     spec = {"name": name, **PRUNER_DEFAULTS[name]}
     if name in ("median", "percentile"):
         spec.update(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
@@ -161,9 +217,20 @@ def pruner_spec(name: str, options: Mapping[str, Any], n_startup_trials: int = 5
 
 def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     """The pruner from its plain-data spec (as stored in the study for jobs in other processes)."""
+    from sweep.search.optuna_forms import build_object, is_target
+    from sweep.search.pruning import FLOOR_KEY, with_floor
+
+    floor = int(spec.get(FLOOR_KEY) or 0)  # hydra.sweeper.min_complete_trials, on any pruner
+    spec = {k: v for k, v in spec.items() if k != FLOOR_KEY}
+    if is_target(spec):
+        return with_floor(build_object(spec, "hydra.sweeper.pruner"), floor)
     name = spec.get("name", "none")
     check(name in PRUNERS, "hydra.sweeper.pruner", name, f"one of {', '.join(PRUNERS)}")
-    return PRUNERS[name](**{k: v for k, v in spec.items() if k != "name"})
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    try:
+        return with_floor(PRUNERS[name](**kwargs), floor)
+    except TypeError as err:
+        raise ConfigError("hydra.sweeper.pruner_options", kwargs, f"arguments the {name} pruner takes ({err})") from None
 
 
 def load_hook(path: str | None, key: str = "hydra.sweeper.space_hook",

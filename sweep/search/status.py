@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from optuna.trial import TrialState
 
 from sweep.errors import ConfigError
-from sweep.search import keys
+from sweep.search import keys, slurm_jobs
 
 STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
 MAX_FAILURE_LINES = 20
@@ -66,13 +66,14 @@ def best_of(trials: Sequence[Any], maximize: bool) -> Any | None:
 
 
 def counts(trials: Sequence[Any]) -> str:
-    by_state = Counter(t.state for t in trials)
-    parts = [f"{by_state[s]} {s.name}" for s in STATES if by_state[s]]
+    by_state = Counter(keys.shown_state(t) for t in trials)  # a diverged trial counts as FAIL
+    parts = [f"{by_state[s.name]} {s.name}" for s in STATES if by_state[s.name]]
     return f"{', '.join(parts) or 'no trials'} ({len(trials)} in all)"
 
 
-def report(name: str, where: str, direction: str, trials: Sequence[Any], now: float | None = None) -> str:
-    """The full status of one study, as lines a person reads."""
+def report(name: str, where: str, direction: str, trials: Sequence[Any], now: float | None = None,
+           study_jobs: Sequence[str] = ()) -> str:
+    """The full status of one study, as lines a person reads; `study_jobs`: its SLURM worker jobs."""
     now = time.time() if now is None else now
     lines = [f"study '{name}' in {where} ({direction})", f"trials: {counts(trials)}"]
     best = best_of(trials, direction == "maximize")
@@ -88,8 +89,14 @@ def report(name: str, where: str, direction: str, trials: Sequence[Any], now: fl
                      f"({datetime.datetime.fromtimestamp(float(beat), datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)"
                      if beat is not None else "no heartbeat yet")
         started = f", started {ago(now - t.datetime_start.timestamp())}" if t.datetime_start else ""
+        stopped = t.user_attrs.get(keys.INTERRUPTED)
+        if isinstance(stopped, dict):  # waiting for its worker to come back (sweep.search.interruptions)
+            beat_text = f"{stopped.get('reason') or 'interrupted'} {ago(now - float(stopped.get('time') or 0))}"
         lines.append(f"  #{t.number}  worker {worker}  {beat_text}{started}  {_params(t.params)}")
-    failed = [t for t in trials if t.state == TrialState.FAIL]
+    workers = slurm_jobs.worker_lines(trials, study_jobs)
+    if workers:
+        lines += ["workers:", *workers]
+    failed = [t for t in trials if keys.shown_state(t) == "FAIL"]  # diverged ones included
     if failed:
         lines.append("failures:")
     for t in failed[:MAX_FAILURE_LINES]:
@@ -130,7 +137,8 @@ def status(target: str, study_name: str | None = None) -> str:
         return "\n".join(lines)
     chosen = next(s for s in studies if s.study_name == (wanted or names[0]))
     trials = storage.get_all_trials(chosen._study_id, deepcopy=False)
-    return report(chosen.study_name, masked(spec), study_directions(chosen), trials)
+    return report(chosen.study_name, masked(spec), study_directions(chosen), trials,
+                  study_jobs=chosen.user_attrs.get(keys.CLUSTER_JOBS) or ())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -183,7 +183,7 @@ def open_storage_readonly(spec: str) -> optuna.storages.BaseStorage:
     return open_rdb(spec, create_schema=False) if is_url(spec) else open_journal(spec, create=False)
 
 
-def create_or_load_study(storage: optuna.storages.BaseStorage, study_name: str, direction: str,
+def create_or_load_study(storage: optuna.storages.BaseStorage, study_name: str, direction: str | list[str],
                          sampler: optuna.samplers.BaseSampler | None = None,
                          pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """The study, made by whichever worker gets there first; the others load it.
@@ -194,7 +194,8 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, study_name: str, 
     last: Exception | None = None
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
-            return optuna.create_study(study_name=study_name, storage=storage, direction=direction,
+            directions = [direction] if isinstance(direction, str) else list(direction)
+            return optuna.create_study(study_name=study_name, storage=storage, directions=directions,
                                        sampler=sampler, pruner=pruner)
         except optuna.exceptions.DuplicatedStudyError:
             pass

@@ -29,19 +29,26 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from sweep.search import keys, processes, results, workers
+from sweep.search import divergence, edges, keys, processes, progress, rerun, results, workers
+from sweep.search import cluster, interruptions
 from sweep.search import space as search
 from sweep.search.checkpoints import keep_best_checkpoints
+from sweep.search.optuna_forms import custom_overrides
 from sweep.search.plan import Plan, make_plan
 from sweep.search.runners import Asked, InProcessJobs, Launch
 from sweep.search.settings import SweeperConf
 from sweep.search.storage import is_url, open_storage
 from sweep.search.study import apply_lr_bounds, count, open_study
+from sweep.train.resume import install_stop_signals, stop_requested
 from sweep.trial import Outcome, Status
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: the sweep process was stopped"
+
+
+class TooManyFailures(Exception):
+    """More than `hydra.sweeper.max_failure_rate` of a batch failed (the Optuna plugin's setting)."""
 
 
 class LRSweeper:
@@ -59,9 +66,12 @@ class LRSweeper:
 
     def sweep(self, arguments: list[str]) -> None:
         plan = make_plan(self.conf, self.config, self.hydra_context, list(arguments))
+        plan.rerun = self.rerun_lines(plan)
+        if plan.n_workers > 1 and not processes.is_worker() and cluster.is_submitit(self.config):
+            return cluster.run_cluster_workers(self, plan)  # the workers are SLURM (or submitit local) jobs
         if plan.n_workers > 1 and not processes.is_worker():
             codes = processes.run_workers(plan.n_workers, plan.sweep_dir, self.conf.workers == "auto",
-                                          plan.study_name, plan.storage_spec)
+                                          plan.study_name, plan.storage_spec, processes.job_devices(plan.job_cfg))
             if any(codes):
                 log.warning("worker exit codes: %s", codes)
             study = optuna.load_study(study_name=plan.study_name, storage=open_storage(plan.storage_spec))
@@ -74,8 +84,15 @@ class LRSweeper:
                                    plan.job_cfg) if plan.in_process else None
         self.launch = Launch(self.launcher, in_process, plan.fixed, plan.storage_spec, plan.study_name)
         self.heartbeat = workers.Heartbeat(storage, self.conf.heartbeat_s)
+        if plan.in_process:  # SIGTERM/SIGUSR2 stop the running trial resumably (sweep.train.resume)
+            install_stop_signals()
         try:
             self.run_trials(plan, study, storage)
+        except TooManyFailures as err:
+            self.heartbeat.stop()
+            if not processes.is_worker():
+                self.finish(plan, study, interrupted=True)
+            raise SystemExit(f"error: stopping: {err}; see {plan.sweep_dir}/trials.csv for the reasons") from None
         except BaseException:
             if not processes.is_worker():  # write what there is, then let the error through
                 self.finish(plan, study, interrupted=True)
@@ -90,20 +107,27 @@ class LRSweeper:
         c = self.conf
         failures_in_a_row = 0
         while True:
-            workers.reclaim_dead(study, storage, c.stale_after_s, self.heartbeat.mine())
+            self.resume_interrupted(plan, study, storage)
+            workers.reclaim_dead(study, storage, c.stale_after_s, self.heartbeat.mine(), plan.sweep_dir)
             if self.done(study, failures_in_a_row):
                 return
             free = c.n_trials - count(study, keys.FINISHED) - count(study, (TrialState.RUNNING,))
             if free <= 0:  # other workers hold the remaining budget: wait for them
                 time.sleep(min(c.heartbeat_s, 1.0))
                 continue
+            edges.follow(study, plan.space, plan.lr_key, c.widen_edges, plan.directions[0] == "maximize")
             jobs = self.ask(plan, study, storage, min(free, c.n_jobs * c.trials_per_job))
             if not jobs:
                 failures_in_a_row += 1
                 continue
-            for state in self.run_jobs(study, jobs):
+            states = self.run_jobs(study, jobs)
+            for state in states:
                 failures_in_a_row = failures_in_a_row + 1 if state == TrialState.FAIL else 0
             keep_best_checkpoints(study, plan.sweep_dir, c.keep_checkpoints)
+            failed = sum(state == TrialState.FAIL for state in states)
+            if c.max_failure_rate is not None and states and failed / len(states) > c.max_failure_rate:
+                raise TooManyFailures(f"{failed} of {len(states)} trials of a batch failed "
+                                      f"(hydra.sweeper.max_failure_rate={c.max_failure_rate})")
 
     def done(self, study: optuna.Study, failures_in_a_row: int) -> bool:
         """Whether the sweep ends here: n_trials finished, a run of failures, or a finished grid."""
@@ -128,15 +152,32 @@ class LRSweeper:
         self.heartbeat.add(ids)
         try:
             outcomes = self.launch(jobs)
-        except BaseException:
+        except BaseException as err:  # the sweep's own error (a job's fails only its trials): say which
+            reason = INTERRUPTED if not isinstance(err, Exception) else f"{type(err).__name__}: {err}".splitlines()[0]
+            status = Status.FAILED if isinstance(err, Exception) else Status.INTERRUPTED  # Ctrl-C: resumable
             for job in jobs:
                 for a in job:
-                    self.record(study, a, Outcome(Status.FAILED, None, INTERRUPTED))
+                    self.record(study, a, Outcome(status, None, reason))
             raise
         finally:
             self.heartbeat.discard(ids)
-        return [self.record(study, a, outcome)
-                for job, job_outcomes in zip(jobs, outcomes) for a, outcome in zip(job, job_outcomes)]
+        states = [self.record(study, a, outcome)
+                  for job, job_outcomes in zip(jobs, outcomes) for a, outcome in zip(job, job_outcomes)]
+        if TrialState.RUNNING in states or stop_requested():  # a stop request: leave, resumable
+            raise interruptions.Stopped()
+        return states
+
+    def resume_interrupted(self, plan: Plan, study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+        """Run the interrupted trials this worker may take (its own at once, others' once stale)
+        as the same trials, in their own job dirs (`sweep.search.interruptions`)."""
+        for trial_id in interruptions.take(study, storage, self.worker(plan), self.conf.stale_after_s,
+                                           self.heartbeat.mine()):
+            trial = optuna.trial.Trial(study, trial_id)
+            self.run_jobs(study, [[Asked(trial, trial_id, self.overrides_for(plan, trial))]])
+
+    def worker(self, plan: Plan) -> str:
+        """This process's worker identity (`sweep.search.workers.identity`)."""
+        return workers.identity(plan.sweep_dir, self.conf.worker_index)
 
     def ask(self, plan: Plan, study: optuna.Study, storage: optuna.storages.BaseStorage, n: int) -> list[list[Asked]]:
         """Up to `n` new trials with their overrides, grouped `trials_per_job` to a job."""
@@ -145,7 +186,8 @@ class LRSweeper:
         for _ in range(n):
             trial = study.ask()
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            trial.set_user_attr(keys.WORKER, workers.worker_id())
+            workers.set_owner(storage, trial_id, self.worker(plan))
+            trial.set_user_attr(keys.FIXED, results.rerun_overrides(plan.rerun))  # its own rerun command
             if is_url(plan.storage_spec):  # workers on other machines have other sweep dirs
                 trial.set_user_attr(keys.JOB_DIR, os.path.join(plan.sweep_dir, str(trial.number)))
             a = Asked(trial, trial_id, {})
@@ -153,9 +195,7 @@ class LRSweeper:
                 self.record(study, a, Outcome(Status.FAILED, None, "surplus: other workers reached n_trials first"))
                 continue
             try:
-                a.overrides = search.suggest(trial, plan.space)
-                if plan.hook is not None:
-                    a.overrides.update(plan.hook(trial, plan.job_cfg))
+                a.overrides = self.overrides_for(plan, trial)
             except Exception as err:  # noqa: BLE001 - a broken hook fails this trial, not the sweep
                 self.record(study, a, Outcome(Status.FAILED, None, f"space hook: {type(err).__name__}: {err}"))
                 continue
@@ -163,45 +203,83 @@ class LRSweeper:
         size = self.conf.trials_per_job
         return [asked[i:i + size] for i in range(0, len(asked), size)]
 
+    def overrides_for(self, plan: Plan, trial: optuna.Trial) -> dict:
+        """The trial's overrides: its sampled values (those it has already, for a resumed trial) and
+        what the hooks add."""
+        overrides = search.suggest(trial, plan.space)
+        if plan.hook is not None:
+            overrides.update(plan.hook(trial, plan.job_cfg))
+        if plan.custom_space is not None:  # the Optuna plugin's custom_search_space(cfg, trial)
+            plan.custom_space(self.config, trial)
+            overrides.update(custom_overrides(trial, set(overrides), plan.job_cfg))
+        return overrides
+
     def record(self, study: optuna.Study, asked: Asked, outcome: Outcome) -> TrialState:
-        """Tell the study how a trial ended; one line per trial."""
+        """Tell the study how a trial ended; one line per trial. An interrupted trial is not told:
+        it stays RUNNING, marked resumable (`sweep.search.interruptions`)."""
+        if Status(outcome.status) == Status.INTERRUPTED:
+            interruptions.mark(asked.trial.storage, asked.trial_id, asked.trial.number, outcome)
+            return TrialState.RUNNING
         return record(study, asked.trial, outcome)
 
     def finish(self, plan: Plan, study: optuna.Study, interrupted: bool = False) -> None:
         """Results, CSV, HPARAMS experiment and summary; the plots in the background."""
-        written = results.write_all(plan.sweep_dir, study, plan.storage_spec, plan.fixed, app_command())
-        if self.conf.plots:
+        written = results.write_all(plan.sweep_dir, study, plan.storage_spec, plan.rerun, app_command())
+        plots = self.conf.plots and len(study.directions) == 1  # the plots and report read one objective
+        if plots:
             results.plots_in_background(plan.sweep_dir, plan.storage_spec, plan.study_name)
         log.info("%s\nresults in %s\n%s%s", results.summary_table(study), plan.sweep_dir,
-                 results.plots_note(study, plan.sweep_dir, self.conf.plots), results.tensorboard_note(plan.sweep_dir))
+                 results.plots_note(study, plan.sweep_dir, plots), results.tensorboard_note(plan.sweep_dir))
         best = written["best"]
         if interrupted:
+            return
+        if len(study.directions) > 1:
+            log.info("Pareto front: %d trials (solutions in optimization_results.yaml)", len(written.get("solutions", [])))
             return
         if best is None:
             raise SystemExit(f"error: no trial completed in study '{plan.study_name}'; see "
                              f"{plan.sweep_dir}/trials.csv for each trial's failure reason")
         log.info("best: #%d value %.4f; rerun: %s", best["number"], best["value"], best["command"])
+    def rerun_lines(self, plan: Plan) -> list[str]:
+        """The sweep's fixed overrides as a single run needs them (`sweep.search.rerun`)."""
+        from hydra.types import RunMode
+
+        def compose(lines: list[str]) -> DictConfig:  # the task overrides alone, no hydra.* ones
+            return self.hydra_context.config_loader.load_configuration(
+                str(self.config.hydra.job.config_name), list(lines), RunMode.MULTIRUN)
+
+        try:
+            return rerun.rerun_overrides(plan.fixed, compose(plan.fixed), compose)
+        except Exception as err:  # noqa: BLE001 - the results are written whatever this finds
+            log.warning("the rerun line keeps the sweep's overrides as given: %s", err)
+            return list(plan.fixed)
 
 
 STATES = {Status.COMPLETE: TrialState.COMPLETE, Status.PRUNED: TrialState.PRUNED, Status.FAILED: TrialState.FAIL}
 
 
-def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> TrialState:
+def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, diverged_as: str = divergence.DIVERGED_AS
+           ) -> TrialState:
     """Tell the study how `trial` ended, with the outcome (and a failure's reason) in its user
-    attributes; one log line per trial."""
+    attributes; one progress line per trial. A diverged trial is told as `sweep.search.divergence`
+    says (the sampler learns from it) and returned as FAIL (a failure of its setting)."""
     state = STATES[Status(outcome.status)]
-    if state == TrialState.COMPLETE:  # a complete trial's value and params say it all
-        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-        log.info("trial %d complete: %.4f  %s", trial.number, outcome.value, params)
-    else:
+    if state == TrialState.COMPLETE and isinstance(outcome.value, (list, tuple)) != (len(study.directions) > 1):
+        outcome = Outcome(Status.FAILED, None, f"the job returned {outcome.value!r} for {len(study.directions)} "
+                                               "objective(s) (hydra.sweeper.direction)")
+        state = TrialState.FAIL
+    told, value = state, outcome.value if state == TrialState.COMPLETE else None
+    if state != TrialState.COMPLETE:
         trial.set_user_attr(keys.OUTCOME, outcome.to_dict())
-    if state == TrialState.PRUNED:
-        log.info("trial %d %s", trial.number, outcome.reason)
-    elif state == TrialState.FAIL:
+    if state == TrialState.FAIL:
         trial.set_user_attr(keys.FAIL_REASON, outcome.reason)
-        log.warning("trial %d failed: %s", trial.number, outcome.reason)
+        if divergence.is_divergence(outcome):
+            told, value = divergence.told_as(study, diverged_as)
+            if told != TrialState.FAIL:
+                trial.set_user_attr(keys.DIVERGED, True)
+    progress.log_trial(trial, outcome)
     try:
-        study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
+        study.tell(trial, value, state=told)
     except RuntimeError as err:  # a GridSampler whose grid is done calls study.stop() outside optimize()
         if "Study.stop" not in str(err):
             raise

@@ -74,9 +74,15 @@ def _ranges(epochs: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
+def _epochs_text(epochs: Sequence[int]) -> str:
+    """[4] -> 'epoch 4'; [4, 7] -> 'epochs 4, 7'."""
+    return ("epoch " if len(epochs) == 1 else "epochs ") + _ranges(epochs)
+
+
 def changes(values: np.ndarray, steps_per_epoch: int) -> str:
-    """Where the LR changes: steps at the start of an epoch (between two epochs at a constant LR),
-    and the epochs in which it moves from update to update (warmup, cosine, ...)."""
+    """Where the LR changes, in epochs counted from 1 as training logs them ("epoch 4/7"): steps at
+    the start of an epoch (between two epochs at a constant LR), and the epochs in which it moves
+    from update to update (warmup, cosine, ...)."""
     differ = ~np.isclose(values[1:], values[:-1], rtol=1e-9, atol=0.0)
     at_start = np.arange(1, len(values)) % steps_per_epoch == 0
     epoch_of = (np.arange(1, len(values)) // steps_per_epoch).tolist()
@@ -85,9 +91,9 @@ def changes(values: np.ndarray, steps_per_epoch: int) -> str:
              if e not in moving and e - 1 not in moving]
     out = []
     if steps:
-        out.append(f"steps at epochs {_ranges(steps)}")
+        out.append(f"steps at {_epochs_text([e + 1 for e in steps])}")
     if moving:
-        out.append(f"changes within epochs {_ranges(moving)}")
+        out.append(f"changes within {_epochs_text([e + 1 for e in moving])}")
     return "; ".join(out) or "never"
 
 

@@ -68,6 +68,25 @@ def validate_trainer(tr: Mapping[str, Any]) -> None:
     clip = tr.get("grad_clip")
     check(clip is None or (isinstance(clip, (int, float)) and clip > 0), "trainer.grad_clip", clip,
           "null or a number > 0")
+    validate_devices(tr)
+
+
+def validate_devices(tr: Mapping[str, Any]) -> None:
+    """`trainer.devices` (processes of one run) and `trainer.rank_timeout_s`; on CUDA, one GPU per
+    process, so no more than this machine has visible (docs/multi-device.md)."""
+    devices = tr.get("devices", 1)
+    check(isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1, "trainer.devices", devices,
+          "an integer >= 1 (processes, one device each)")
+    cuda = tr.get("device") == "cuda" or (tr.get("device") == "auto" and torch.cuda.is_available())
+    if cuda and devices > 1:
+        visible = torch.cuda.device_count()
+        check(devices <= visible, "trainer.devices", devices,
+              f"at most {visible}: the CUDA devices visible here (CUDA_VISIBLE_DEVICES), one per process")
+    check(tr["batch_size"] >= devices, "trainer.batch_size", tr["batch_size"],
+          f"at least trainer.devices={devices} (it is the global batch, split across the devices)")
+    timeout = tr.get("rank_timeout_s", 300)
+    check(isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0,
+          "trainer.rank_timeout_s", timeout, "a number of seconds > 0")
 
 
 def validate_objective(obj: Mapping[str, Any], metrics: tuple[str, ...], task_name: str) -> None:

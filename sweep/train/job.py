@@ -16,7 +16,9 @@ from omegaconf import DictConfig
 from sweep.logs.tensorboard import RunWriter
 from sweep.resolvers import direction_of
 from sweep.train.build import Built, build
+from sweep.train.devices import on_devices
 from sweep.train.loop import Result, save_checkpoint, train
+from sweep.train.resume import ResumePoint, fingerprint
 from sweep.train.runtime import in_multirun, job_dir, task_overrides
 from sweep.trial import NoTrial, Outcome, Status, complete
 
@@ -85,6 +87,9 @@ def open_writer(b: Built, out: str) -> RunWriter:
 def close_writer(writer: RunWriter, b: Built, trial: NoTrial, status: str) -> None:
     """The run's HPARAMS session, written at its end with its real status: every set and searched
     key (the searched ones marked as varying) and each group's peak LR."""
+    if status == Status.INTERRUPTED.value:  # the resumed run writes the session at its real end
+        writer.close(last_point=False)
+        return
     main = b.task.metrics[0]
     peaks = {pg["group"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
     writer.finish(hparams_of(b.settings, task_overrides()), status, searched=[k.lstrip("+~") for k in trial.params],
@@ -107,30 +112,47 @@ def conclude(b: Built, out: str, outcome: Outcome, updates: int, trial: NoTrial)
     trial.finish(outcome)
 
 
+def stopped_outcome(err: BaseException, resume: ResumePoint | None) -> Outcome:
+    """The outcome of a run ended by an exception: Ctrl-C or an exit leaves it INTERRUPTED (its
+    resume.pt kept); any other error FAILED (resume.pt deleted)."""
+    if isinstance(err, (KeyboardInterrupt, SystemExit)):
+        name = "SIGINT" if isinstance(err, KeyboardInterrupt) else "exit"
+        return Outcome(Status.INTERRUPTED, None, f"interrupted: {name}; resumable from its last epoch end")
+    if resume is not None:
+        resume.discard()
+    return Outcome(Status.FAILED, None, f"{type(err).__name__}: {err}".splitlines()[0])
+
+
 def train_job(cfg: DictConfig, trial: NoTrial | None = None) -> float:
     """Train one model as `cfg` says; finish `trial` with one Outcome and return the objective
     (NaN unless the run completed). An exception (bad input included) finishes it as FAILED and
     goes on up. Without a trial (a library call) the run reports nowhere."""
     trial = trial or NoTrial()
-    out, writer, b, status = trial.job_dir or job_dir(), None, None, Status.FAILED.value
+    out, writer, b, status, resume = trial.job_dir or job_dir(), None, None, Status.FAILED.value, None
     try:
         b = build(cfg)
+        resume = ResumePoint(out, int(trial.number), fingerprint(b.settings)) if trial.number is not None else None
         data, objective = b.data, b.settings["objective"]
         log.info("device %s, %d train / %d val samples, %d updates per epoch, task %s\n%s", b.device,
                  data.n_train, data.n_val, b.schedule.steps_per_epoch, b.task.name, b.table)
         metric, maximize = str(objective["metric"]), objective["direction"] == "maximize"
         writer = open_writer(b, out)
-        result = train(b.model, b.optimizer, b.schedule, data, b.settings["trainer"], writer, trial, metric, b.task)
+        with on_devices(b, trial, resume) as (model, handle, ranks):  # trainer.devices: rank 0 here, the others started
+            result = train(model, b.optimizer, b.schedule, data, b.settings["trainer"], writer, handle, metric, b.task,
+                           resume=resume, ranks=ranks)
         outcome = outcome_of(result, result.metric(metric, objective["reduce"], maximize))
         status = outcome.status.value
     except BaseException as err:
-        outcome = Outcome(Status.FAILED, None, f"{type(err).__name__}: {err}".splitlines()[0])
+        outcome = stopped_outcome(err, resume)
+        status = outcome.status.value
         write_status(out, outcome)
         trial.finish(outcome)
         raise
     finally:
         if writer is not None:
             close_writer(writer, b, trial, status)
+    if resume is not None and outcome.status != Status.INTERRUPTED:
+        resume.discard()
     conclude(b, out, outcome, result.updates, trial)
     if not in_multirun():
         log.info(end_of_run_lines(out))

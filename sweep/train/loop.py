@@ -41,10 +41,12 @@ from sweep.lr.rule import GroupLRs
 from sweep.lr.schedule import Schedule
 from sweep.lr.torch_scheduler import ScheduleLR
 from sweep.train import data as datasets
-from sweep.train.data import TrainValData, val_batches
+from sweep.train.data import TrainValData
+from sweep.train.distributed import ONE_PROCESS, Ranks
+from sweep.train.resume import ResumePoint, load_resume_state, restore_state, save_resume_state, stop_requested
 from sweep.train.task import Task, call_model
 from sweep.logs.tensorboard import RunWriter
-from sweep.trial import NoTrial, Status, diverged_reason, pruned_reason
+from sweep.trial import NoTrial, Status, diverged_reason, interrupted_reason, pruned_reason
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,8 @@ class _SyncDebug:
 class _LossWindow:
     """Per-update losses on the device since the host last looked; `flush()` is the one sync."""
 
-    def __init__(self, size: int, device: torch.device) -> None:
+    def __init__(self, size: int, device: torch.device, ranks: Ranks = ONE_PROCESS) -> None:
+        self.ranks = ranks  # several processes: each flush sums the window over them (sweep.train.distributed)
         self.values = torch.zeros(size, device=device)
         self.size, self.count, self.first = size, 0, 0
         self.total, self.updates = 0.0, 0  # finite losses seen by the host this epoch
@@ -149,7 +152,7 @@ class _LossWindow:
 
     def flush(self) -> tuple[int, float] | None:
         """Read the window; (index in it, value) of its first non-finite loss, else None."""
-        values = self.values[:self.count].tolist() if self.count else []
+        values = self.ranks.sum_losses(self.values[:self.count]) if self.count else []
         for i, v in enumerate(values):
             if not math.isfinite(v):
                 return i, v
@@ -180,7 +183,7 @@ def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Sc
         debug.arm()
         for n, i in firsts:
             curves[n].append(groups[i]["lr"])
-        loss = batch_loss(model, batch, task, autocast)
+        loss = window.ranks.batch_loss(model, batch, task, autocast)
         full = window.add(loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -191,7 +194,7 @@ def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Sc
         if full:
             debug.disarm()
             bad = window.flush()
-            if bad is not None:
+            if bad is not None or window.ranks.stopped():  # a stop request ends the epoch here (resume.pt keeps the last end)
                 return curves, bad
     debug.disarm()
     return curves, window.flush()
@@ -199,26 +202,31 @@ def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Sc
 
 def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, data: TrainValData,
           cfg: Mapping[str, Any], writer: RunWriter | None, trial: NoTrial = NoTrial(),
-          objective: str = "val/acc", task: Task | None = None) -> Result:
+          objective: str = "val/acc", task: Task | None = None, resume: ResumePoint | None = None,
+          ranks: Ranks | None = None) -> Result:
     """Train for `cfg["epochs"]` epochs; stop early on a non-finite loss or when the trial is pruned
     (never after the last epoch: a run that trained its whole budget is complete). The LRs come
-    from a `ScheduleLR` over `optimizer` and `schedule`, the scheduler a user's own loop gets."""
-    task = task or Task()
+    from a `ScheduleLR` over `optimizer` and `schedule`, the scheduler a user's own loop gets.
+    With `resume`: continue from its saved state, save it at each epoch end, and end INTERRUPTED on a
+    stop request (`sweep.train.resume`). With `ranks`: this process's part of a run on several
+    (`sweep.train.distributed`; `model` wrapped in DDP, files written on rank 0 only)."""
+    task, ranks = task or Task(), ranks or ONE_PROCESS
     device = next(model.parameters()).device
     max_mb = float(cfg.get("on_device_max_mb", 256))
-    batches = train_batches(data, int(cfg["batch_size"]), device, int(cfg["seed"]), max_mb)
-    val = val_batches(data, device, on_device_max_mb=max_mb)
+    batches = ranks.train_batches(data, int(cfg["batch_size"]), device, int(cfg["seed"]), max_mb)
+    val = ranks.val_batches(data, device, max_mb)
     autocast = autocast_for(device, cfg.get("precision", "auto"))
     epochs, per_epoch = int(cfg["epochs"]), len(batches)
     sync_every = max(1, int(cfg.get("sync_every") or SYNC_EVERY))
     debug = _SyncDebug(bool(cfg.get("sync_debug")) and device.type == "cuda")
     scheduler = ScheduleLR(optimizer, schedule)
     result = Result()
+    start = _resume(resume, model, optimizer, scheduler, result, batches, writer)
     try:
-        for epoch in range(epochs):
+        for epoch in range(start, epochs):
             started, first = time.perf_counter(), result.updates
             _set_trainable(optimizer.param_groups, scheduler.rule, first)
-            window = _LossWindow(min(sync_every, max(per_epoch, 1)), device)
+            window = _LossWindow(min(sync_every, max(per_epoch, 1)), device, ranks)
             curves, bad = _run_epoch(model, optimizer, scheduler, batches, task, autocast, cfg, debug, window)
             result.updates = first + len(curves[scheduler.rule.names[0]])
             if bad is not None:
@@ -231,12 +239,42 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule
             if result.status == Status.FAILED:
                 log.warning("%s; stopping this run (its logs are kept)", result.reason)
                 break
-            metrics = {"train/loss": window.total / max(window.updates, 1), **evaluate(model, val, task, autocast)}
+            if result.updates - first < per_epoch:  # a stop request ended the epoch early
+                _interrupt(result, first)
+                break
+            metrics = {"train/loss": window.total / max(window.updates, 1), **ranks.evaluate(model, val, task, autocast)}
             if not _end_epoch(result, metrics, scheduler, writer, trial, objective, epoch, epochs, started, curves):
                 break
+            if resume is not None and epoch + 1 < epochs:
+                if ranks.rank == 0:
+                    save_resume_state(resume, model, optimizer, scheduler, result, batches, result.updates)
+                if ranks.stopped():
+                    _interrupt(result, result.updates)
+                    break
     finally:
         debug.disarm()
     return result
+
+
+def _resume(point: ResumePoint | None, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: ScheduleLR, result: Result, batches: Any, writer: RunWriter | None) -> int:
+    """The epoch to start at: 0, or where the trial's saved state left off (restored into the run)."""
+    state = load_resume_state(point) if point is not None else None
+    if state is None:
+        return 0
+    restore_state(state, model, optimizer, scheduler, result, batches)
+    if writer is not None:
+        writer.resume_at(int(state["tensorboard_step"]), result.history)
+    log.info("resuming trial %s after epoch %d (update %d) from %s", point.number, result.epochs,
+             result.updates, point.path)
+    return result.epochs
+
+
+def _interrupt(result: Result, updates: int) -> None:
+    """End the run on a stop request: INTERRUPTED, resumable after the epochs done."""
+    result.status, result.updates = Status.INTERRUPTED, updates
+    result.reason = interrupted_reason(stop_requested() or "stop request", result.epochs)
+    log.warning("%s", result.reason)
 
 
 def _end_epoch(result: Result, metrics: dict[str, float], scheduler: ScheduleLR, writer: RunWriter | None,

@@ -112,24 +112,29 @@ class Task:
         return {"loss": loss, "score": (pred.argmax(-1) == target).sum()}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, batches: Iterable[Any], autocast: Callable[[], Any]) -> dict[str, float]:
-        """`val/loss` and `val/acc` or `val/rmse` over `batches`; one host sync, at the end."""
+    def val_totals(self, model: nn.Module, batches: Iterable[Any], autocast: Callable[[], Any]) -> torch.Tensor:
+        """[loss sum, score sum, sample count] over `batches`, one float64 tensor on the model's
+        device (zeros for no batch): what several processes add up before `val_metrics`."""
         model.eval()
-        loss_sum = score = count = None
+        loss_sum = score = None
+        count = 0
         for inputs, target in batches:
             with autocast():
                 output = call_model(model, inputs)
-            n = target.shape[0]
             sums = self.val_sums(output, target)
-            batch_loss, batch_score = sums["loss"], sums["score"]
-            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
-            score = batch_score if score is None else score + batch_score
-            count = (count or 0) + n
+            loss_sum = sums["loss"] if loss_sum is None else loss_sum + sums["loss"]
+            score = sums["score"] if score is None else score + sums["score"]
+            count += target.shape[0]
         model.train()
-        if not count:
-            return {}
-        loss_value, score_value = torch.stack([loss_sum.float(), score.float()]).tolist()  # type: ignore[union-attr]
-        return self.val_metrics(loss_value, score_value, count)
+        if loss_sum is None:
+            return torch.zeros(3, dtype=torch.float64, device=next(model.parameters()).device)
+        n = torch.tensor(float(count), dtype=torch.float64, device=loss_sum.device)
+        return torch.stack([loss_sum.float().double(), score.float().double(), n])  # type: ignore[union-attr]
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any], autocast: Callable[[], Any]) -> dict[str, float]:
+        """`val/loss` and `val/acc` or `val/rmse` over `batches`; one host sync, at the end."""
+        loss_value, score_value, count = self.val_totals(model, batches, autocast).tolist()
+        return self.val_metrics(loss_value, score_value, int(count)) if count else {}
 
     def val_metrics(self, loss_sum: float, score_sum: float, count: int) -> dict[str, float]:
         """The reported metrics from `val_sums` added over `count` samples: `val/loss`, and
