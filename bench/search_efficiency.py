@@ -204,6 +204,8 @@ def main() -> None:
                      f"1/{mean('compute'):.1f}", f"1/{min(r['compute'] for r in per_seed):.1f}",
                      f"1/{mean('wall'):.1f}", f"1/{min(r['wall'] for r in per_seed):.1f}",
                      f"1/{mean('work'):.1f}", min(r["complete"] for r in per_seed)])
+    if args.grid_only:
+        return
     print(f"grid: {len(LRS)} LRs x {len(MULTS)} head multipliers; search: search=lr defaults "
           f"{' '.join(args.search_args)}; seeds {args.seeds}")
     print(c.table(["setting", "gap mean", "gap worst", "compute mean", "compute worst", "wall mean",

@@ -101,8 +101,8 @@ class LRSweepCallback(TrainerCallback):
         metrics = metrics or {}
         if isinstance(lr_scheduler, ScheduleLR) and lr_scheduler.monitor:
             monitor = lr_scheduler.monitor
-            value = plateau_metric(metrics, monitor, metric_names(monitor)) if state.is_world_process_zero else 0.0
-            lr_scheduler.end_of_epoch(float(_broadcast(value)))
+            plateau = plateau_metric(metrics, monitor, metric_names(monitor)) if state.is_world_process_zero else 0.0
+            lr_scheduler.end_of_epoch(float(_broadcast(plateau)))
         stop = False
         if state.is_world_process_zero:
             value = find_metric(metrics, metric_names(self.feed.monitor))

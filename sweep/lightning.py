@@ -33,14 +33,17 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-try:
+if TYPE_CHECKING:  # checked against the current package name; the two classes are distinct types
     from lightning.pytorch import Callback
-except ImportError:  # the older package name
-    from pytorch_lightning import Callback  # type: ignore[no-redef]
+else:
+    try:
+        from lightning.pytorch import Callback
+    except ImportError:  # the older package name
+        from pytorch_lightning import Callback
 
 from sweep._callbacks import TrialFeed, find_metric, plateau_metric
 from sweep.errors import ConfigError, check

@@ -8,7 +8,7 @@ number, and a ListConfig is a list.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeGuard
 
 
 def plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -22,13 +22,13 @@ def plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(cfg)
 
 
-def is_number(v: Any) -> bool:
+def is_number(v: Any) -> TypeGuard[float]:  # an int or a float
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def is_int(v: Any) -> bool:
+def is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def is_list(v: Any) -> bool:
+def is_list(v: Any) -> TypeGuard[Sequence[Any]]:
     return isinstance(v, Sequence) and not isinstance(v, (str, bytes))

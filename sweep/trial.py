@@ -120,7 +120,7 @@ class LeaderTrial(NoTrial):
         return self.trial.job_dir
 
     @property
-    def config(self) -> Any:  # type: ignore[override]
+    def config(self) -> Any:
         return self.trial.config
 
     def report(self, value: float, step: int) -> None:

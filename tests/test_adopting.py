@@ -1,6 +1,7 @@
 """Existing Hydra apps adopt lr-sweep by changing one line: apps written here in the shapes users
 bring (tests/apps/template: the lightning-hydra-template's; tests/apps/plain: a plain Hydra app
-using lr-sweep's `search=lr` through its `lr_sweep:` declaration) and the Hydra Optuna plugin's
+using lr-sweep's `search=lr` through its `lr_sweep:` declaration; tests/apps/hf: a transformers
+`Trainer` app) and the Hydra Optuna plugin's
 documented examples (multi-objective, custom search space), each swept by lr-sweep's sweeper."""
 
 from __future__ import annotations
@@ -192,3 +193,79 @@ def test_the_template_app_runs_search_lr_and_prunes_through_the_lightning_callba
     assert "Traceback" not in proc.stderr
     epochs = {yaml.safe_load((sweep_dir / str(n) / ".hydra" / "overrides.yaml").read_text())[0] for n in range(3)}
     assert epochs == {"trainer.max_epochs=3"}  # the preset's trainer.epochs at the app's key
+
+
+@pytest.mark.slow
+def test_an_error_names_the_app_that_was_run(template: Path):
+    proc = run(template, "src/train.py", "hparams_search=digits_optuna", "model.optimizer.momentum=interval(0.1, 0.9)",
+               check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "model.optimizer.momentum" in lines[0] and "python src/train.py --cfg job" in lines[0]
+    assert not list(template.glob("logs/train/multiruns/*/0"))  # before any trial
+
+
+# --------------------------------------------------------------------------- a transformers Trainer app
+
+@pytest.fixture
+def hf_app(tmp_path: Path) -> Path:
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    shutil.copytree(APPS / "hf", tmp_path / "hf", ignore=shutil.ignore_patterns("logs", "__pycache__"))
+    return tmp_path / "hf"
+
+
+@pytest.mark.slow
+def test_a_transformers_trainer_app_sweeps_with_its_plugin_config_and_the_rerun_reproduces(hf_app: Path):
+    import optuna
+
+    from sweep.search.storage import open_storage
+
+    proc = run(hf_app, "train.py", "hparams_search=optuna", "training.epochs=2", "hydra.sweeper.keep_checkpoints=1",
+               "hydra.sweeper.plots=false")
+    sweep_dir = only("logs/hf/multiruns/*", hf_app)
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["n_trials"]["COMPLETE"] == 3  # n_trials: 3, median pruning starts after 5
+    assert set(results["best_params"]) == {"training.optimizer.lr", "training.groups.head_lr_mult"}
+    study = optuna.load_study(study_name=results["study_name"], storage=open_storage(results["storage"]))
+    for t in study.trials:  # sweep.hf.LRSweepCallback reported each evaluation to the pruner, and finished
+        assert sorted(t.intermediate_values) == [0, 1] and t.value == pytest.approx(t.intermediate_values[1])
+    best = results["best"]["number"]
+    kept = sorted(str(p.relative_to(sweep_dir)) for p in sweep_dir.glob("*/checkpoint-*"))
+    assert len(kept) == 2 and all(k.startswith(f"{best}/") for k in kept), kept  # the best trial's, both epochs
+    printed = [line.split("rerun: ", 1)[1] for line in (proc.stdout + proc.stderr).splitlines() if "rerun: " in line]
+    assert printed == [results["best"]["command"]] and "hparams_search" not in printed[0]
+    rerun(hf_app, printed[0])
+    again = yaml.safe_load(only("logs/hf/runs/*/result.yaml", hf_app).read_text())
+    assert again["value"] == pytest.approx(results["best_value"], abs=1e-6)
+
+
+# --------------------------------------------------------------------------- the page shows the apps' own lines
+
+APP_OF_BLOCK = {"conf/app.yaml": "plain/conf/app.yaml", "configs/hparams_search/digits_optuna.yaml":
+                "template/configs/hparams_search/digits_optuna.yaml", "configs/train.yaml": "template/configs/train.yaml",
+                "conf/hparams_search/optuna.yaml": "hf/conf/hparams_search/optuna.yaml", "conf/train.yaml": "hf/conf/train.yaml"}
+SECTIONS = {"### A plain Hydra app": ("plain", "app.py"), "### A Lightning app": ("template", "src/train.py"),
+            "### A transformers `Trainer` app": ("hf", "train.py")}
+
+
+def test_the_adopting_page_quotes_each_apps_own_lines():
+    import re
+
+    page = (APPS.parent.parent / "docs" / "adopting.md").read_text()
+    checked = set()
+    for title, (app, script) in SECTIONS.items():
+        section = page.split(title, 1)[1].split("\n### ", 1)[0]
+        for lang, body in re.findall(r"```(\w+)\n(.*?)```", section, re.S):
+            lines = body.strip().splitlines()
+            if lang == "yaml":  # its first line names the app's file; every other line is in it
+                source = (APPS / APP_OF_BLOCK[lines[0].lstrip("# ")]).read_text().splitlines()
+                checked.add(lines[0])
+            elif lang == "python":
+                source = [line.strip() for line in (APPS / app / script).read_text().splitlines()]
+                lines = [line.strip() for line in lines]
+            else:  # bash: the app run as the tests run it
+                assert all(line.startswith(f"python {script} ") for line in lines), lines
+                continue
+            assert [line for line in lines[1 if lang == "yaml" else 0:] if line not in source] == [], (title, lang)
+    assert len(checked) == len(APP_OF_BLOCK)

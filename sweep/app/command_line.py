@@ -22,6 +22,8 @@ import re
 import sys
 from typing import Any, Iterable, Sequence
 
+from sweep.errors import app_name
+
 SWEEP_VALUE = re.compile(r"^\s*(choice|range|interval|tag|glob|shuffle|sort|int|float|str|bool)\s*\(|,")
 OPTION_WITH_VALUE = {"-cn", "-cp", "-cd", "--config-name", "--config-path", "--config-dir",
                      "--experimental-rerun", "--info", "-i"}
@@ -197,7 +199,7 @@ def unknown_key(argv: Sequence[str], conf_dir: str, config_name: str = "train") 
         near = nearest(key, keys)
         hint = f"did you mean {near}? " if near else ""
         return (f"error: {key}={value!r} is not allowed: a key of the config; {hint}"
-                f"(`python train.py --cfg job` lists them; +{key}=... adds a new key)")
+                f"(`python {app_name()} --cfg job` lists them; +{key}=... adds a new key)")
     return None
 
 

@@ -18,13 +18,15 @@ from sweep.trial import Status
 log = logging.getLogger(__name__)
 
 
-def run_mode(cfg: DictConfig, mode: str) -> float:
+def run_mode(cfg: DictConfig, mode: str) -> float | None:
     """The job of `mode` (train, preview, lr_find); several trials handed over together train as
-    one stacked model (`sweep.batched`). The modules are imported for the mode that runs only."""
+    one stacked model (`sweep.batched`). The modules are imported for the mode that runs only.
+    A preview trains nothing, so it has no objective: None."""
     if mode == "preview":
         from sweep.tools.preview import run_preview
 
-        return run_preview(cfg)
+        run_preview(cfg)
+        return None
     if mode == "lr_find":
         from sweep.tools.range_test import run_lr_find
 
@@ -39,9 +41,9 @@ def run_mode(cfg: DictConfig, mode: str) -> float:
     return train_job(cfg, handles[0])
 
 
-def run(cfg: DictConfig) -> float:
+def run(cfg: DictConfig) -> float | None:
     """Hydra task: in a single run a bad setting is one line on stderr and exit 2, a diverged run
-    exit 3 with the reason; in a sweep the trial's outcome reaches the sweeper."""
+    exit 3 with the reason; in a sweep the trial's outcome reaches the sweeper. None for a preview."""
     try:
         mode = cfg.get("mode", "train")
         value = run_mode(cfg, mode)

@@ -42,7 +42,8 @@ class _Tag(logging.Filter):
             record.trial, record.member_tagged = owner, True
             if owner is not None:
                 record.msg, record.args = f"trial {owner}: {record.getMessage()}", None
-        return record.trial is None or record.trial == self.number
+        owner = getattr(record, "trial", None)  # set above, on the record's first pass
+        return owner is None or owner == self.number
 
 
 def _file_handlers() -> list[logging.FileHandler]:
@@ -78,8 +79,8 @@ def member_logs(numbers: Sequence[Any], job_dirs: Sequence[str | None]) -> Itera
     try:
         yield
     finally:
-        for handler, tag in tagged:
-            handler.removeFilter(tag)
-        for handler in added:
-            root.removeHandler(handler)
-            handler.close()
+        for tagged_handler, tag_filter in tagged:
+            tagged_handler.removeFilter(tag_filter)
+        for added_handler in added:
+            root.removeHandler(added_handler)
+            added_handler.close()

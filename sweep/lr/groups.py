@@ -110,17 +110,18 @@ def find_head(model: nn.Module, path: str | None = None) -> Head:
     holds every parameter."""
     if path is not None:
         _, root = wrapped_in(model)
-        children = [n for n, m in root.named_children() if _holds_parameters(m)]
+        child_names = [n for n, m in root.named_children() if _holds_parameters(m)]
         prefix = _path_of(model, root) or ""
-        example = (", ".join(f"{prefix}.{n}" if prefix else n for n in children[-3:])
+        example = (", ".join(f"{prefix}.{n}" if prefix else n for n in child_names[-3:])
                    or "none: the model has no child with parameters")
         try:
-            module = model.get_submodule(path)
+            chosen: nn.Module | None = model.get_submodule(path)
         except AttributeError:
-            module = None
-        check(module is not None and module is not model and _holds_parameters(module), "groups.head", path,
-              f"the path of a module with parameters in the model (its children with parameters: {example})")
-        return Head(path, module, "groups.head")
+            chosen = None
+        if chosen is None or chosen is model or not _holds_parameters(chosen):
+            raise ConfigError("groups.head", path, "the path of a module with parameters in the model"
+                              f" (its children with parameters: {example})")
+        return Head(path, chosen, "groups.head")
     prefix, module = "", model
     while True:
         children = [(n, m) for n, m in module.named_children() if _holds_parameters(m)]

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from sweep.errors import check
+from sweep.errors import ConfigError, check
 from sweep.lr.groups import Group
 from sweep.plain import is_list, is_number, plain
 
@@ -34,7 +34,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
     """Check an optimizer config (conf/optimizer/*.yaml); raise ConfigError naming the key."""
     cfg = plain(cfg)
     name = cfg.get("name")
-    check(name in OPTIMIZERS, "optimizer", name, f"one of {', '.join(OPTIMIZERS)}")
+    if name not in OPTIMIZERS:
+        raise ConfigError("optimizer", name, f"one of {', '.join(OPTIMIZERS)}")
     lr = cfg.get("lr")
     check(is_number(lr) and lr > 0, "optimizer.lr", lr, "a number > 0")
     fused = cfg.get("fused", "auto")

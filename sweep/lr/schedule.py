@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from sweep.errors import check
+from sweep.errors import ConfigError, check
 from sweep.plain import is_int, is_list, is_number, plain
 
 EPOCH, UPDATE = "epoch", "update"
@@ -46,7 +46,7 @@ def _exponential(u: int, n: int, *, gamma: float) -> float:
 
 
 def _piecewise(u: int, n: int, *, pieces: list[list[float]], base_lr: float) -> float:
-    end = 0
+    end: float = 0
     for n_epochs, lr in pieces:
         end += n_epochs
         if u < end:
@@ -123,8 +123,8 @@ def _check_step(spec: Spec) -> None:
 
 def _check_multistep(spec: Spec) -> None:
     m = spec.get("milestones")
-    ok = is_list(m) and len(m) > 0 and all(is_int(x) and x >= 0 for x in m)
-    check(ok and list(m) == sorted(set(m)), "schedule.milestones", m,
+    ok = is_list(m) and len(m) > 0 and all(is_int(x) and x >= 0 for x in m) and list(m) == sorted(set(m))
+    check(ok, "schedule.milestones", m,
           "a non-empty, strictly increasing list of epochs >= 0, e.g. [10, 15]")
     _check_gamma(spec)
 
@@ -205,7 +205,8 @@ def with_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A plain copy of `spec` (a dict or DictConfig) with its shape's defaults for missing keys."""
     spec = plain(spec)
     name = spec.get("name")
-    check(isinstance(name, str) and name in SHAPES, "schedule", name, f"one of {', '.join(SHAPES)}")
+    if not (isinstance(name, str) and name in SHAPES):
+        raise ConfigError("schedule", name, f"one of {', '.join(SHAPES)}")
     return {**SHAPES[name].defaults, **spec}
 
 
@@ -238,7 +239,7 @@ class PlateauState:
 class Schedule:
     """The LR factor of every update for one run; pure except the plateau state."""
 
-    spec: dict[str, Any]
+    spec: Mapping[str, Any]  # a dict or DictConfig node; a plain dict with the shape's defaults once built
     base_lr: float
     steps_per_epoch: int
     epochs: int

@@ -13,7 +13,7 @@ and resumes the same curve, plateau state included.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -65,7 +65,8 @@ class ScheduleLR(LRScheduler):
             return
         self._step_count += 1
         t = self.last_epoch = self.last_epoch + 1
-        lrs = self._last_lr = self.rule.at(t)
+        lrs = self.rule.at(t)
+        self._last_lr = cast("list[float | torch.Tensor]", lrs)  # torch's element type; floats here
         for pg, lr in zip(self.optimizer.param_groups, lrs):
             pg["lr"] = lr
         if t in self._turns:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,7 +23,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 
-from sweep.errors import check
+from sweep.errors import app_name, check
 from sweep.search import declaration as declared_keys
 from sweep.search import optuna_forms
 from sweep.search import space as search
@@ -89,11 +88,6 @@ def check_settings(c: SweeperConf, jobs_in_process: bool) -> int:
     check(c.trials_per_job == 1 or jobs_in_process, "hydra.sweeper.trials_per_job", c.trials_per_job,
           "1 with a Hydra launcher other than the basic one (trials trained together run in the sweep's process)")
     return resolve_workers(c.workers)
-
-
-def app_name() -> str:
-    """The app that was run, as its user typed it (`src/train.py`), for errors and rerun lines."""
-    return os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] and os.path.isfile(sys.argv[0]) else "train.py"
 
 
 def compose_job(c: SweeperConf, config: DictConfig, hydra_context: HydraContext,

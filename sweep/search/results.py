@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -24,13 +25,18 @@ from sweep.search.storage import masked
 log = logging.getLogger(__name__)
 
 
+UNQUOTED = re.compile(r"[A-Za-z_][\w\-.]*")  # a string Hydra reads back as that string
+NOT_STRINGS = ("true", "false", "null", "nan", "inf")  # words Hydra reads as a bool, None or a float
+
+
 def format_override(key: str, value: Any) -> str:
-    """`key=value` in Hydra's override grammar (strings quoted when they need it)."""
+    """`key=value` in Hydra's override grammar, read back as `value`: strings quoted when they need it
+    (`'val/acc'`, `'a b'`, and `'10'`, `'true'`, `'null'` that would else become an int, bool, None)."""
     if isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, float):
         text = repr(value)
-    elif isinstance(value, str) and not value.replace("_", "").replace("-", "").replace(".", "").isalnum():
+    elif isinstance(value, str) and not (UNQUOTED.fullmatch(value) and value.lower() not in NOT_STRINGS):
         text = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     else:
         text = str(value)

@@ -33,7 +33,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if own_job:
         mode = cfg.get("mode")
         check(mode in MODES, "mode", mode, f"one of {', '.join(MODES)}")
-        validate_trainer(tr)
+        validate_trainer(cfg["trainer"])  # train.py's config always composes trainer
     if cfg.get("optimizer") is not None:
         optim.validate(cfg["optimizer"])
         if cfg.get("schedule") is not None and isinstance(epochs, int):

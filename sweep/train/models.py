@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from sweep.errors import check
+from sweep.errors import ConfigError, check
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def _read_state(path: str) -> dict[str, torch.Tensor]:
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # Lightning's layout
         state = state["state_dict"]
-    check(isinstance(state, dict) and any(isinstance(v, torch.Tensor) for v in state.values()),
-          "model.init_from", path, "a checkpoint holding a state dict (lr-sweep's own, or a plain one)")
+    if not (isinstance(state, dict) and any(isinstance(v, torch.Tensor) for v in state.values())):
+        raise ConfigError("model.init_from", path, "a checkpoint holding a state dict (lr-sweep's own, or a plain one)")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 

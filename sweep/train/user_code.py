@@ -33,8 +33,9 @@ def import_object(key: str, path: Any) -> Any:
     raise ConfigError(key, path, f"an importable name; no module {parts[0]} is installed or on PYTHONPATH")
 
 
-def check_arguments(key: str, target: str, fn: Any, kwargs: Mapping[str, Any]) -> None:
-    """A ConfigError, before anything runs, when `fn` does not accept the configured keywords."""
+def check_arguments(key: str, target: object, fn: Any, kwargs: Mapping[str, Any]) -> None:
+    """A ConfigError, before anything runs, when `fn` (imported from the configured `target`) does not
+    accept the configured keywords."""
     import inspect
 
     try:

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from sweep.errors import check
+from sweep.errors import ConfigError, check
 from sweep.train.data._kinds import CLASSIFICATION, REGRESSION
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def csv_arrays(cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
         rows = list(csv.reader(f))
     check(len(rows) > 2, "data.path", path, "a CSV file with a header row and data rows")
     header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if any(c.strip() for c in r)]
-    check(target in header, "data.target", target, f"one of the CSV's columns: {', '.join(header)}")
+    if target not in header:
+        raise ConfigError("data.target", target, f"one of the CSV's columns: {', '.join(header)}")
     complete = [r for r in body if len(r) == len(header) and all(c.strip() for c in r)]
     if len(complete) < len(body):
         log.info("data.path %s: dropped %d of %d rows with empty cells", path, len(body) - len(complete), len(body))
@@ -52,7 +53,7 @@ def csv_arrays(cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
     task = cfg.get("task")
     if any(v is None for v in y_num) or task == CLASSIFICATION:
         if task == CLASSIFICATION and all(v is not None for v in y_num):
-            check(all(float(v).is_integer() for v in y_num), "task", task,  # type: ignore[arg-type]
+            check(all(v.is_integer() for v in y_num if v is not None), "task", task,
                   f"task=regression for the numeric target '{target}' "
                   "(classification needs class labels: strings or integers)")
         labels = sorted(set(columns[target]), key=lambda s: (_number(s) is None, _number(s) or 0.0, s))

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from sweep.errors import check
+from sweep.errors import ConfigError
 from sweep.train.data._kinds import CLASSIFICATION, TensorData
 
 SKLEARN_TABLES = ("wine", "breast_cancer", "iris")  # classification tables in scikit-learn's format
@@ -21,9 +21,10 @@ SKLEARN_TABLES = ("wine", "breast_cancer", "iris")  # classification tables in s
 
 def _sklearn_file(name: str) -> Path:
     spec = importlib.util.find_spec("sklearn")
-    check(spec is not None and bool(spec.submodule_search_locations), "data", name,
-          "a data set whose package is installed: pip install scikit-learn")
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name  # type: ignore[union-attr]
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations:
+        raise ConfigError("data", name, "a data set whose package is installed: pip install scikit-learn")
+    return Path(list(locations)[0]) / "datasets" / "data" / name
 
 
 @functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process, not per trial

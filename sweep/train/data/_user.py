@@ -18,7 +18,7 @@ OWN_KEYS = ("name", "_target_", "num_workers", "pin_memory", "on_device_max_mb",
             "num_classes", "num_outputs", "val_fraction", "seed", "task")
 
 
-def _check_item(ds: Any, which: str, target: str) -> tuple[Any, Any]:
+def _check_item(ds: Any, which: str, target: object) -> tuple[Any, Any]:
     try:
         item = ds[0]
     except Exception as err:  # noqa: BLE001
