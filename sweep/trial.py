@@ -58,6 +58,10 @@ class Outcome:
     reason: str = ""
     epochs: int = 0
 
+    def objective_or_nan(self) -> float:
+        """What the job returns to Hydra: the objective of a completed run, else NaN."""
+        return self.value if self.status == Status.COMPLETE and self.value is not None else float("nan")
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
 

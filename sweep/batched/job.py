@@ -62,6 +62,13 @@ def train_together(handles: Sequence[NoTrial]) -> float:
         return _train_together(handles)
 
 
+def _job_dir(handle: NoTrial) -> str:
+    """A member's own job dir: the sweeper sets it on every trial it hands over to train together."""
+    if handle.job_dir is None:
+        raise ValueError(f"trial {handle.number} was handed over without its job dir")
+    return handle.job_dir
+
+
 def _train_together(handles: Sequence[NoTrial]) -> float:
     configs = [h.config for h in handles]
     differing = _differing(configs)
@@ -82,7 +89,7 @@ def _train_together(handles: Sequence[NoTrial]) -> float:
     for b, h in zip(built, handles):
         log.info("%d updates per epoch\n%s", b.schedule.steps_per_epoch, b.table, extra={"trial": h.number})
     epochs = int(tr["epochs"])
-    writers = [job.open_writer(b, h.job_dir) for b, h in zip(built, handles)]
+    writers = [job.open_writer(b, _job_dir(h)) for b, h in zip(built, handles)]
     metric = str(objective["metric"])
     steps = first.schedule.steps_per_epoch
 
@@ -112,6 +119,6 @@ def _train_together(handles: Sequence[NoTrial]) -> float:
         with member(h.number):
             if outcome.status != Status.COMPLETE:
                 log.info("%s", outcome.reason)
-            job.conclude(b, h.job_dir, outcome, r.updates, h)
-        values.append(outcome.value if outcome.status == Status.COMPLETE else float("nan"))
+            job.conclude(b, _job_dir(h), outcome, r.updates, h)
+        values.append(outcome.objective_or_nan())
     return values[0]

@@ -69,7 +69,8 @@ OnEpochEnd = Callable[[int, int, dict[str, float]], "Decision | str"]
 def _settings(members: list[Member]) -> tuple[str, dict[str, bool], list[dict[str, dict[str, Any]]]]:
     """The shared optimizer kind and flags, and per member the param group of each parameter name."""
     kinds = {KINDS.get(type(m.optimizer)) for m in members}
-    if len(kinds) != 1 or None in kinds:
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind is None:
         raise NotBatchable(f"members need one optimizer kind of {sorted(KINDS.values())}; got "
                            f"{sorted(type(m.optimizer).__name__ for m in members)}")
     flags = {f: bool(members[0].optimizer.defaults.get(f, False)) for f in SHARED_FLAGS}
@@ -84,7 +85,7 @@ def _settings(members: list[Member]) -> tuple[str, dict[str, bool], list[dict[st
     names = [n for n, _ in members[0].model.named_parameters()]
     if any(set(g) != set(names) for g in groups_by_name):
         raise NotBatchable("every parameter of every member must be in its optimizer, under the same names")
-    return kinds.pop(), flags, groups_by_name
+    return kind, flags, groups_by_name
 
 
 class _LRTable:

@@ -64,17 +64,30 @@ def trial_fixed(t: FrozenTrial, fixed: Sequence[str]) -> list[str]:
     return list(own) if own is not None else rerun_overrides(fixed)
 
 
+CSV_COLUMNS = ("number", "state", "value", "epochs", "duration_s", "job_dir", "failure_reason")
+
+
+def trial_epochs(t: FrozenTrial) -> int:
+    """Epochs trial `t` trained: its outcome's count, else the epochs it reported."""
+    outcome = t.user_attrs.get(keys.OUTCOME) or {}
+    return int((outcome.get("epochs") if isinstance(outcome, dict) else 0) or 0) or len(t.intermediate_values)
+
+
 def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = None) -> None:
+    """trials.csv: a row per trial, then a column per parameter named by its config key (`param:KEY`
+    where a key is one of the fixed columns), empty where a trial has no such key: `pandas.read_csv`
+    reads it as is."""
     sweep_dir = sweep_dir or os.path.dirname(os.path.abspath(path))
+    params = list(dict.fromkeys(k for t in trials for k in t.params))
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["number", "state", "value", "params", "duration_s", "job_dir", "failure_reason"])
+        w.writerow([*CSV_COLUMNS, *(f"param:{k}" if k in CSV_COLUMNS else k for k in params)])
         for t in trials:
             duration = t.duration.total_seconds() if t.duration else ""
-            w.writerow([t.number, keys.shown_state(t), value_of(t),
-                        json.dumps(t.params, sort_keys=True), duration,
-                        trial_job_dir(t, sweep_dir), keys.failure_reason(t.user_attrs)])
+            w.writerow([t.number, keys.shown_state(t), value_of(t), trial_epochs(t),
+                        duration, trial_job_dir(t, sweep_dir), keys.failure_reason(t.user_attrs),
+                        *(t.params.get(k, "") for k in params)])
     os.replace(tmp, path)
 
 
@@ -166,8 +179,10 @@ def plots_note(study: optuna.Study, sweep_dir: str, enabled: bool) -> str:
     from sweep.search.plots import unavailable
 
     if not enabled:
-        return f"plots: off (hydra.sweeper.plots=false); draw them with python -m sweep plots {sweep_dir}"
-    lines = [f"plots: being drawn in the background into {sweep_dir} (python -m sweep plots {sweep_dir} redraws them)"]
+        return (f"plots and report.html: off (hydra.sweeper.plots=false); draw them with python -m sweep plots "
+                f"{sweep_dir}")
+    lines = [f"plots and the LR report ({sweep_dir}/report.html): being drawn in the background into {sweep_dir} "
+             f"(python -m sweep plots {sweep_dir} redraws both)"]
     lines += [f"  {name} not drawn: {why}" for name, why in unavailable(study).items()]
     return "\n".join(lines)
 

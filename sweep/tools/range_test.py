@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from sweep.errors import check
+from sweep.plain import plain
 from sweep.tools.lr_suggestion import RULES, suggest
 from sweep.tools.range_test_outputs import write_csv, write_png, write_yaml
 
@@ -207,12 +208,10 @@ def batch_loss_of(cfg: Any, built: Any) -> Callable[[Any], torch.Tensor]:
 
 def measure(cfg: Any) -> tuple[RangeTest, dict[str, Any], dict[str, float]]:
     """Build the job `cfg` describes and run the range test on it: (record, settings, group multipliers)."""
-    from omegaconf import OmegaConf
-
     from sweep.train.build import build
 
     cfg = copy.deepcopy(cfg)  # build() fills in data facts; the caller's config (a sweeper's) stays as it was
-    s = settings(OmegaConf.to_container(cfg.lr_find, resolve=True) if cfg.get("lr_find") is not None else None)
+    s = settings(plain(cfg.get("lr_find")))
     built = build(cfg)
     curve = range_test(built.model, built.optimizer, training_batches(cfg, built), batch_loss_of(cfg, built), s,
                        cfg.trainer.get("grad_clip"))

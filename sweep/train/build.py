@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -85,7 +85,7 @@ def fill_data_info(cfg: DictConfig, settings: dict[str, Any], data: datasets.Tra
 def model_config(cfg: DictConfig, settings: dict[str, Any]) -> dict[str, Any]:
     """The model node resolved; a size it takes from the data that the data does not know (a
     custom dataset without `classes`) is a one-line error saying which key to set."""
-    raw = OmegaConf.to_container(cfg.model, resolve=False)
+    raw = cast("dict[str, Any]", OmegaConf.to_container(cfg.model, resolve=False))  # a node: a dict
     model = settings["model"]
     for key, value in raw.items():
         if isinstance(value, str) and "${data.num_" in value and model.get(key) is None:

@@ -76,7 +76,7 @@ class Followers:
         self.done = threading.Event()
 
     def start(self, payload: dict[str, Any]) -> None:
-        self.store.set("payload", pickle.dumps(payload))
+        self.store.set("payload", pickle.dumps(payload))  # type: ignore[arg-type]  # takes bytes; the stub says str
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         for rank in range(1, self.world):

@@ -193,6 +193,7 @@ class Ranks:
 
     def val_batches(self, data: TrainValData, device: torch.device, max_mb: float) -> Any:
         """This rank's part of the validation set: samples r, r+N, ... in order."""
+        part: TrainValData
         if isinstance(data, TensorData):
             part = TensorData(data.x_train[:0], data.y_train[:0], data.x_val[self.rank::self.world],
                               data.y_val[self.rank::self.world], data.num_classes, data.kind)

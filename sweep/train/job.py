@@ -149,11 +149,11 @@ def train_job(cfg: DictConfig, trial: NoTrial | None = None) -> float:
         trial.finish(outcome)
         raise
     finally:
-        if writer is not None:
+        if writer is not None and b is not None:  # the writer is opened once the job is built
             close_writer(writer, b, trial, status)
     if resume is not None and outcome.status != Status.INTERRUPTED:
         resume.discard()
     conclude(b, out, outcome, result.updates, trial)
     if not in_multirun():
         log.info(end_of_run_lines(out))
-    return outcome.value if outcome.status == Status.COMPLETE else float("nan")
+    return outcome.objective_or_nan()

@@ -260,7 +260,7 @@ def _resume(point: ResumePoint | None, model: nn.Module, optimizer: torch.optim.
             scheduler: ScheduleLR, result: Result, batches: Any, writer: RunWriter | None) -> int:
     """The epoch to start at: 0, or where the trial's saved state left off (restored into the run)."""
     state = load_resume_state(point) if point is not None else None
-    if state is None:
+    if point is None or state is None:
         return 0
     restore_state(state, model, optimizer, scheduler, result, batches)
     if writer is not None:
