@@ -12,15 +12,13 @@ installed its class keeps the name (two packages cannot own one module); delete 
 line then. An alias rather than rewriting the value while composing: Hydra has no public hook
 between composing and instantiating the sweeper, and an alias changes nothing for anyone else.
 
-The directory the command runs in goes on `sys.path` (as `python -m` does), so `_target_` names
-of modules there (`model._target_=myproj.Net`) resolve without `PYTHONPATH=.`.
+The directory the command runs in is put on `sys.path` by the search-path plugin beside this one.
 """
 
 import importlib.util
-import os
 import sys
 import types
-from typing import Any, List
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
@@ -44,15 +42,13 @@ class LRSweeper(Sweeper):
     def __init__(self, **conf: Any) -> None:
         from sweep.search.sweeper import LRSweeper as Impl
 
-        if os.getcwd() not in sys.path:  # `_target_` names resolve from the command's directory
-            sys.path.insert(0, os.getcwd())
         fields = {k: plain(v) for k, v in conf.items() if not k.startswith("_")}
         self.impl = Impl(SweeperConf(**fields))
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         from sweep.errors import ConfigError
 
         try:

@@ -27,7 +27,7 @@ from sweep.search import report_checks as checks
 from sweep.search import report_figures as figs
 from sweep.search import report_html as h
 from sweep.search.figures import png_uri
-from sweep.search.report_context import Context, lr_curves, n_val, read_context
+from sweep.search.report_context import Context, fill_curves, lr_curves, n_val, read_context
 
 TOP = 3
 
@@ -129,6 +129,7 @@ def build(study: optuna.Study, ctx: Context) -> str:
     mults = an.multiplier_keys([k for t in trials for k in t.params])
     points = [an.to_point(t, lr_key) for t in trials]
     by_number = {t.number: t for t in trials}
+    fill_curves(points, by_number, ctx.metric, ctx.sweep_dir)
     best = (an.ranked(points, maximize) or [None])[0]
     nz = an.noise(points, best, ctx.metric, n_val(by_number.get(best.number) if best else None, ctx.sweep_dir))
     tied = an.ties(points, best, nz, maximize) if best else []

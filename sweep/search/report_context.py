@@ -154,6 +154,23 @@ def changed_settings(trials: Sequence[FrozenTrial], sweep_dir: str) -> list[str]
             for k, by in sorted(seen.items()) if len(by) > 1]
 
 
+def fill_curves(points: Sequence[Any], trials: dict[int, FrozenTrial], metric: str, sweep_dir: str | None) -> None:
+    """Where the study holds no per-epoch values (no pruner, no reports), read the metric per epoch
+    from each trial's TensorBoard run, and the epochs from its status.yaml."""
+    if sweep_dir is None:
+        return
+    from sweep.logs.scalars import read_scalars
+
+    for p in points:
+        job = trial_job_dir(trials[p.number], sweep_dir)
+        if not p.curve and p.state in ("COMPLETE", "PRUNED"):
+            values = read_scalars(os.path.join(job, "tensorboard"), metric).get(metric, [])
+            p.curve = [(i + 1, v) for i, (_, v) in enumerate(values)]
+        status = _load(os.path.join(job, "status.yaml"))
+        epochs = _select(status, "epochs") if status is not None else None
+        p.epochs = max(p.epochs, len(p.curve), int(epochs) if isinstance(epochs, int) else 0)
+
+
 def lr_curves(trial: FrozenTrial, sweep_dir: str | None) -> dict[str, list[tuple[int, float]]]:
     """Every `lr/<group>` curve of the trial's TensorBoard run; {} without one."""
     if sweep_dir is None:

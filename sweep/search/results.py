@@ -4,6 +4,7 @@ cost seconds that a sweep's wall time need not include)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -67,10 +68,17 @@ def trial_fixed(t: FrozenTrial, fixed: Sequence[str]) -> list[str]:
 CSV_COLUMNS = ("number", "state", "value", "epochs", "duration_s", "job_dir", "failure_reason")
 
 
-def trial_epochs(t: FrozenTrial) -> int:
-    """Epochs trial `t` trained: its outcome's count, else the epochs it reported."""
+def trial_epochs(t: FrozenTrial, job_dir: str) -> int | str:
+    """Epochs trial `t` trained: its outcome's count, else its job's status.yaml, else the epochs it
+    reported; empty when none says."""
     outcome = t.user_attrs.get(keys.OUTCOME) or {}
-    return int((outcome.get("epochs") if isinstance(outcome, dict) else 0) or 0) or len(t.intermediate_values)
+    if isinstance(outcome, dict) and outcome.get("epochs"):
+        return int(outcome["epochs"])
+    status = os.path.join(job_dir, "status.yaml")
+    if os.path.isfile(status):
+        with contextlib.suppress(Exception):
+            return int(OmegaConf.load(status).epochs)
+    return len(t.intermediate_values) or ""
 
 
 def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = None) -> None:
@@ -85,9 +93,9 @@ def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = 
         w.writerow([*CSV_COLUMNS, *(f"param:{k}" if k in CSV_COLUMNS else k for k in params)])
         for t in trials:
             duration = t.duration.total_seconds() if t.duration else ""
-            w.writerow([t.number, keys.shown_state(t), value_of(t), trial_epochs(t),
-                        duration, trial_job_dir(t, sweep_dir), keys.failure_reason(t.user_attrs),
-                        *(t.params.get(k, "") for k in params)])
+            job_dir = trial_job_dir(t, sweep_dir)
+            w.writerow([t.number, keys.shown_state(t), value_of(t), trial_epochs(t, job_dir), duration, job_dir,
+                        keys.failure_reason(t.user_attrs), *(t.params.get(k, "") for k in params)])
     os.replace(tmp, path)
 
 
