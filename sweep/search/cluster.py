@@ -67,7 +67,7 @@ def launcher_settings(config: DictConfig) -> dict[str, Any]:
     settings = OmegaConf.to_container(config.hydra.launcher, resolve=True)
     assert isinstance(settings, dict)
     settings.pop("_target_", None)
-    return settings
+    return {str(key): value for key, value in settings.items()}
 
 
 def check_storage(c: Any, plan: Plan, kind: str, settings: dict[str, Any]) -> None:

@@ -42,6 +42,12 @@ def edge_side(value: float, low: float, high: float) -> str | None:
     return None
 
 
+def _value(t: optuna.trial.FrozenTrial) -> float:
+    """The value of a trial known to have one."""
+    assert t.value is not None
+    return t.value
+
+
 def _best(study: optuna.Study, key: str, maximize: bool) -> tuple[optuna.trial.FrozenTrial | None, int]:
     """(the best complete trial that has `key`, how many complete trials have it)."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -49,7 +55,7 @@ def _best(study: optuna.Study, key: str, maximize: bool) -> tuple[optuna.trial.F
     if not done:
         return None, 0
     pick = max if maximize else min
-    return pick(done, key=lambda t: t.value), len(done)
+    return pick(done, key=_value), len(done)
 
 
 def follow(study: optuna.Study, space: dict[str, Any], key: str, max_widenings: int, maximize: bool) -> None:

@@ -138,6 +138,7 @@ def make_plan(c: SweeperConf, config: DictConfig, hydra_context: HydraContext, a
     search.check_keys(space, job_cfg, app_name())
     if c.config_check:  # the job's own checks, so a bad fixed setting fails once, not per trial
         check_config = search.load_hook(c.config_check, "hydra.sweeper.config_check")
+        assert check_config is not None  # a named hook loads or raises ConfigError
         parts = any(declaration.get(part) for part in declared_keys.PREFIXES)
         check_config(declared_keys.check_view(job_cfg, declaration) if parts else task_config(job_cfg))
     pruner_spec = pruning(c, directions)

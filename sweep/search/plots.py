@@ -91,7 +91,7 @@ def _lr_vs_head_mult(study: optuna.Study, metric: str, maximize: bool):  # noqa:
     points = [to_point(t, lr) for t in study.get_trials(deepcopy=False)]
     if mult is not None:
         return multiplier_map(points, str(lr), mult, metric, maximize)
-    best = (an.ranked(points, maximize) or [None])[0]
+    best = next(iter(an.ranked(points, maximize)), None)
     return sensitivity(points, best, an.band(points, [], best), str(lr), metric, maximize)
 
 

@@ -86,7 +86,7 @@ def band_section(points: list[an.Point], best: an.Point | None, band: an.Band, c
         parts.append(h.finding(f"Highest LR that never diverged: {ok.lr:.3g}.", [ok.number]))
     if band.headroom is not None:
         parts.append(h.finding(f"Headroom from the best LR to divergence: {band.headroom:.2f} decades."))
-    elif best is not None and ok is not None and best.lr:
+    elif best is not None and ok is not None and ok.lr is not None and best.lr:
         parts.append(h.finding(f"Headroom: at least {math.log10(ok.lr / best.lr):.2f} decades (nothing diverged)."))
     if ctx.lr_find:
         parts.append(h.finding("The grey curve is the range test's smoothed loss (lr_find.csv), on the same LR axis."))
@@ -99,8 +99,10 @@ def groups_section(points: list[an.Point], mults: Sequence[str], nz: an.Noise, c
                    maximize: bool) -> str:
     v = an.group_verdict(points, mults, nz, maximize)
     parts = [h.finding(v.text, v.numbers)]
-    for k in mults if lr_key else []:
-        parts.append(h.image(png_uri(figs.multiplier_map(points, lr_key, k, ctx.metric, maximize)), f"base LR x {k}"))
+    if lr_key:
+        for k in mults:
+            fig = figs.multiplier_map(points, lr_key, k, ctx.metric, maximize)
+            parts.append(h.image(png_uri(fig), f"base LR x {k}"))
     return h.section("Per-group LRs", *parts)
 
 
@@ -130,7 +132,7 @@ def build(study: optuna.Study, ctx: Context) -> str:
     points = [an.to_point(t, lr_key) for t in trials]
     by_number = {t.number: t for t in trials}
     fill_curves(points, by_number, ctx.metric, ctx.sweep_dir)
-    best = (an.ranked(points, maximize) or [None])[0]
+    best = next(iter(an.ranked(points, maximize)), None)
     nz = an.noise(points, best, ctx.metric, n_val(by_number.get(best.number) if best else None, ctx.sweep_dir))
     tied = an.ties(points, best, nz, maximize) if best else []
     band = an.band(points, tied, best)

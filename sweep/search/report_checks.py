@@ -91,8 +91,8 @@ def edge_warnings(best: FrozenTrial, command: str, sweep_dir: str | None, mults:
         if side is None or (key in mults and (d.low if side == "low" else d.high) == 1):
             continue  # a multiplier or decay at its bound 1 is one LR: the group verdict says so
         out.append(Warning_(f"The best trial #{best.number} has {key}={best.params[key]:.4g}, on the {side} edge "
-                            f"of its range [{d.low:g}, {d.high:g}] (within {EDGE:.0%}): the optimum may lie "  # type: ignore[attr-defined]
-                            "outside it. Widen the range:", with_override(command, key, _widened(d, side), sweep_dir, "-wider"),  # type: ignore[arg-type]
+                            f"of its range [{d.low:g}, {d.high:g}] (within {EDGE:.0%}): the optimum may lie "
+                            "outside it. Widen the range:", with_override(command, key, _widened(d, side), sweep_dir, "-wider"),
                             [best.number]))
     return out
 

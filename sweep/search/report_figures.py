@@ -70,13 +70,19 @@ def sensitivity(points: Sequence[Point], best: Point | None, band: Band, lr_key:
     return fig
 
 
+def _value(p: Point) -> float:
+    """A complete point's value (`Point.complete` guarantees one)."""
+    assert p.value is not None
+    return p.value
+
+
 def multiplier_map(points: Sequence[Point], lr_key: str, mult: str, metric: str, maximize: bool) -> Any:
     fig, ax = pyplot().subplots(figsize=(7, 4.6))
     pts = [p for p in points if p.lr is not None and mult in p.params]
     done = [p for p in pts if p.complete]
-    norm, kind = colour_scale([p.value for p in done], maximize)  # type: ignore[misc]
+    norm, kind = colour_scale([_value(p) for p in done], maximize)
     if done:
-        ax.scatter([p.lr for p in done], [p.params[mult] for p in done], c=colours([p.value for p in done], norm),
+        ax.scatter([p.lr for p in done], [p.params[mult] for p in done], c=colours([_value(p) for p in done], norm),
                    **STYLE["COMPLETE"])
         colour_bar(fig, ax, norm, kind, metric_label(metric, maximize))
     pruned = [p for p in pts if p.state == "PRUNED"]
@@ -86,7 +92,7 @@ def multiplier_map(points: Sequence[Point], lr_key: str, mult: str, metric: str,
     failed = [p for p in pts if p.state == "FAIL"]
     if failed:
         ax.scatter([p.lr for p in failed], [p.params[mult] for p in failed], label="failed", **STYLE["FAIL"])
-    ranked = sorted(done, key=lambda p: p.value, reverse=maximize)  # type: ignore[arg-type,return-value]
+    ranked = sorted(done, key=_value, reverse=maximize)
     if ranked:
         ax.scatter([ranked[0].lr], [ranked[0].params[mult]], marker="*", s=260, color="gold", edgecolors="black",
                    zorder=5, label=f"best #{ranked[0].number}")
@@ -112,7 +118,7 @@ def history(points: Sequence[Point], metric: str, maximize: bool) -> Any:
     if line:
         ax.step([n for n, _ in line], [v for _, v in line], where="post", color="tab:red", alpha=0.6,
                 label="best so far")
-        best = max(done, key=lambda p: p.value if maximize else -p.value)  # type: ignore[operator]
+        best = max(done, key=lambda p: _value(p) if maximize else -_value(p))
         ax.scatter([best.number], [best.value], marker="*", s=260, color="gold", edgecolors="black", zorder=5,
                    label=f"best #{best.number}")
     from matplotlib.ticker import MaxNLocator

@@ -33,7 +33,8 @@ def _sweeps(cfg: DictConfig) -> Any:
 
 def _job(cfg: DictConfig) -> dict[str, Any]:
     plain = OmegaConf.to_container(cfg, resolve=False)
-    plain.pop("hydra", None)  # type: ignore[union-attr]
+    assert isinstance(plain, dict)  # a DictConfig converts to a dict
+    plain.pop("hydra", None)
     return _leaves(plain, "", {})
 
 

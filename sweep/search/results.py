@@ -113,7 +113,13 @@ def ranked(study: optuna.Study) -> list[FrozenTrial]:
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.value is not None and math.isfinite(t.value) and not keys.diverged(t.user_attrs)]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(done, key=lambda t: (-t.value if maximize else t.value, t.number))
+    return sorted(done, key=lambda t: (-_value(t) if maximize else _value(t), t.number))
+
+
+def _value(t: FrozenTrial) -> float:
+    """The value of a trial known to have one."""
+    assert t.value is not None
+    return t.value
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

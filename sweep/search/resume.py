@@ -36,7 +36,7 @@ def _plain(value: Any) -> Any:
 def fixed_settings(job_cfg: DictConfig, searched: Iterable[str]) -> dict[str, Any]:
     """`{key: value}` of every leaf of the job config, searched keys (and their subtrees) left out."""
     skip = [k.lstrip("+~") for k in searched]
-    tree = OmegaConf.to_container(OmegaConf.masked_copy(job_cfg, [k for k in job_cfg if k not in LEFT_OUT]),
+    tree = OmegaConf.to_container(OmegaConf.masked_copy(job_cfg, [str(k) for k in job_cfg if k not in LEFT_OUT]),
                                   resolve=False)
     out: dict[str, Any] = {}
 

@@ -197,7 +197,7 @@ class InProcessJobs:
 def task_config(cfg: DictConfig) -> DictConfig:
     """The job's view of a composed config: everything but the `hydra` node, in struct mode where
     the composed config is (as Hydra hands it to a job: a new key is an error, not a silent add)."""
-    task = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    task = OmegaConf.masked_copy(cfg, [str(k) for k in cfg.keys() if k != "hydra"])
     OmegaConf.set_struct(task, OmegaConf.is_struct(cfg))
     return task
 

@@ -52,7 +52,8 @@ def _array_indices(spec: str) -> set[str]:
 
 def _parse(text: str, wanted: Iterable[str]) -> dict[str, str]:
     """{job id: state} from `id state` lines; a pending array's `123_[0-3]` line covers its tasks."""
-    wanted, states = set(wanted), {}
+    wanted = set(wanted)
+    states: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) < 2:
@@ -102,7 +103,7 @@ def partition_nodes(partition: str | None) -> int | None:
         if count.strip().isdigit():
             nodes[name] += int(count)
     chosen = partition or default
-    return nodes.get(chosen) if chosen in nodes else None
+    return nodes[chosen] if chosen is not None and chosen in nodes else None
 
 
 def worker_lines(trials: Sequence[Any], study_jobs: Sequence[str] = ()) -> list[str]:
@@ -113,8 +114,8 @@ def worker_lines(trials: Sequence[Any], study_jobs: Sequence[str] = ()) -> list[
         worker = t.user_attrs.get(keys.WORKER)
         if worker:
             by_worker.setdefault(str(worker), []).append(t)
-    for job in study_jobs:
-        by_worker.setdefault(f"slurm:{job}", [])
+    for submitted in study_jobs:
+        by_worker.setdefault(f"slurm:{submitted}", [])
     states = job_states([j for j in (job_of(w) for w in by_worker) if j])
     lines = []
     for worker, own in sorted(by_worker.items()):

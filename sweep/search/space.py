@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
-from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
-                                  IntDistribution)
+from optuna.distributions import (BaseDistribution, CategoricalChoiceType, CategoricalDistribution,
+                                  FloatDistribution, IntDistribution)
 
 from sweep.errors import ConfigError, check
 
@@ -54,15 +54,23 @@ PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _line(override: Override) -> str:
+    """The override as typed (`key=value`); OverridesParser always sets it."""
+    assert override.input_line is not None
+    return override.input_line
+
+
 def _distribution(key: str, override: Override) -> BaseDistribution:
     value = override.value()
-    text = override.input_line.split("=", 1)[-1]
+    text = _line(override).split("=", 1)[-1]
     if isinstance(value, ChoiceSweep):
         check(not value.tags, key, text, "choice(...) takes no tags")
-        return CategoricalDistribution(list(value.list))
+        # Hydra's parsed elements as given (Optuna warns on a choice that is not a plain value)
+        return CategoricalDistribution(cast(list[CategoricalChoiceType], list(value.list)))
     if isinstance(value, RangeSweep):
         check(not value.tags, key, text, "range(...) takes no tags (log needs interval)")
         start, stop, step = value.start, value.stop, value.step
+        assert start is not None and stop is not None  # Hydra's range() always sets both
         check(step is not None and step > 0 and stop > start, key, text,
               "range(start, stop, step) with start < stop and step > 0 (stop is excluded)")
         last = start + math.ceil((stop - start) / step - 1) * step
@@ -71,6 +79,7 @@ def _distribution(key: str, override: Override) -> BaseDistribution:
         return FloatDistribution(float(start), float(last), step=float(step))
     if isinstance(value, IntervalSweep):
         low, high, log = value.start, value.end, "log" in value.tags
+        assert low is not None and high is not None  # Hydra's interval() always sets both
         check(low < high, key, text, "interval(low, high) with low < high")
         check(not log or low > 0, key, text, "tag(log, interval(low, high)) with low > 0")
         if isinstance(low, int) and isinstance(high, int):
@@ -129,7 +138,7 @@ def parse_space(params: Mapping[str, str], arguments: list[str]) -> tuple[dict[s
             space[key] = _distribution(key, override)
         else:
             space.pop(key, None)
-            fixed.append(override.input_line)
+            fixed.append(_line(override))
     return space, fixed
 
 
@@ -157,6 +166,7 @@ def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[
         elif isinstance(d, IntDistribution):
             out[key] = trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)
         else:
+            assert isinstance(d, FloatDistribution)  # parse_space makes only these three
             out[key] = trial.suggest_float(key, d.low, d.high, step=d.step, log=d.log)
     return out
 
@@ -167,7 +177,7 @@ def grid_of(space: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
     for key, d in space.items():
         if isinstance(d, CategoricalDistribution):
             grid[key] = list(d.choices)
-        elif d.step is not None:
+        elif isinstance(d, (IntDistribution, FloatDistribution)) and d.step is not None:
             n = int(round((d.high - d.low) / d.step)) + 1
             grid[key] = [d.low + i * d.step for i in range(n)]
         else:
@@ -182,7 +192,7 @@ def build_sampler(name: Any, options: Mapping[str, Any], seed: int | None,
     from sweep.search.optuna_forms import build_object, is_target
 
     if is_target(name):
-        extra = {"seed": seed} if "seed" in name else {}
+        extra: dict[str, Any] = {"seed": seed} if "seed" in name else {}
         if str(name["_target_"]).endswith("GridSampler") and "search_space" not in name:
             extra["search_space"] = grid_of(space)
         return build_object(name, "hydra.sweeper.sampler", **extra)

@@ -21,9 +21,10 @@ import os
 import random
 import re
 import time
-from typing import Any
+from typing import Any, Literal, cast
 
 import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 KEY = "hydra.sweeper.storage"
 SCHEMA_LOCK_ID = 0x6C72_7377  # "lrsw": the advisory lock that serialises Optuna's schema creation
@@ -168,8 +169,7 @@ def open_journal(spec: str, *, create: bool = True) -> optuna.storages.JournalSt
             raise PermissionError(f"{path} is not readable")
     except OSError as err:
         raise _error(spec, f"a journal file path that can be created: {err.filename or path}: {err.strerror or err}") from None
-    backend = optuna.storages.journal.JournalFileBackend(
-        path, lock_obj=optuna.storages.journal.JournalFileOpenLock(path))
+    backend = JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
     return optuna.storages.JournalStorage(backend)
 
 
@@ -194,7 +194,8 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, study_name: str, 
     last: Exception | None = None
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
-            directions = [direction] if isinstance(direction, str) else list(direction)
+            names = [direction] if isinstance(direction, str) else list(direction)
+            directions = cast(list[Literal["minimize", "maximize"]], names)  # Optuna rejects any other name
             return optuna.create_study(study_name=study_name, storage=storage, directions=directions,
                                        sampler=sampler, pruner=pruner)
         except optuna.exceptions.DuplicatedStudyError:

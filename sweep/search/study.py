@@ -5,7 +5,7 @@ processes, and the LR bounds measured once per study."""
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Any, Sequence
 
 import optuna
 from omegaconf import OmegaConf
@@ -74,7 +74,8 @@ def fits(dist: object, value: object) -> bool:
 
 def interval_of(found: object) -> tuple[float, float]:
     """(low, high) from what an lr_bounds hook returns: a pair, or a result with an `interval`."""
-    low, high = getattr(found, "interval", found)  # type: ignore[misc]
+    pair: Any = getattr(found, "interval", found)
+    low, high = pair
     return float(low), float(high)
 
 
