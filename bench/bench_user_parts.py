@@ -22,8 +22,9 @@ class Net(nn.Module):
         return self.classifier(self.features(x))
 
 
-def blobs(n: int = 2000, d: int = 16, k: int = 5, spread: float = 0.9, seed: int = 0
-          ) -> tuple[TensorDataset, TensorDataset]:
+def blobs(
+    n: int = 2000, d: int = 16, k: int = 5, spread: float = 0.9, seed: int = 0
+) -> tuple[TensorDataset, TensorDataset]:
     """(train, val), 3:1: k Gaussian blobs whose centres lie `spread` standard deviations apart per axis."""
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(k, d, generator=g) * spread

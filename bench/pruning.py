@@ -52,7 +52,7 @@ SETTINGS = {
                    "hydra.sweeper.n_warmup_steps=4"],
     "percentile 75": ["hydra.sweeper.pruner=percentile", "+hydra.sweeper.pruner_options.percentile=75.0",
                       "hydra.sweeper.n_startup_trials=5", "hydra.sweeper.n_warmup_steps=2"],
-    "successive_halving": ["hydra.sweeper.pruner=successive_halving"],
+    "successive_halving": ["hydra.sweeper.pruner=successive_halving", "+hydra.sweeper.pruner_options.min_resource=1"],
 }
 MIN_COMPLETE = 5
 

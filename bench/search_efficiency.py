@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import glob
 import hashlib
 import json
@@ -47,16 +48,38 @@ FINETUNE_CHECKPOINT = "checkpoints/pretrain_digits04.pt"  # experiment=finetune'
 
 # name: (overrides, epochs)
 SETTINGS: dict[str, tuple[list[str], int]] = {
-    "digits-mlp-sgd-step": (["data=digits", "model=mlp", "optimizer=sgd", "schedule=step",
-                             "schedule.step_size=3", "schedule.gamma=0.3"], 6),
+    "digits-mlp-sgd-step": (
+        ["data=digits", "model=mlp", "optimizer=sgd", "schedule=step", "schedule.step_size=3", "schedule.gamma=0.3"],
+        6,
+    ),
     "digits-cnn-adam-cosine": (["data=digits", "model=cnn", "optimizer=adam", "schedule=cosine"], 6),
-    "diabetes-adam-step": (["data=diabetes", "optimizer=adam", "schedule=step", "schedule.step_size=3",
-                            "schedule.gamma=0.5", "trainer.batch_size=16"], 8),
-    "custom-blobs-sgd-cosine": (["model=custom", "model._target_=bench_user_parts.Net", "data=custom",
-                                 "data._target_=bench_user_parts.blobs", "optimizer=sgd", "schedule=cosine"], 6),
+    "diabetes-adam-step": (
+        [
+            "data=diabetes",
+            "optimizer=adam",
+            "schedule=step",
+            "schedule.step_size=3",
+            "schedule.gamma=0.5",
+            "trainer.batch_size=16",
+        ],
+        8,
+    ),
+    "custom-blobs-sgd-cosine": (
+        [
+            "model=custom",
+            "model._target_=bench_user_parts.Net",
+            "data=custom",
+            "data._target_=bench_user_parts.blobs",
+            "optimizer=sgd",
+            "schedule=cosine",
+        ],
+        6,
+    ),
     "finetune-sgd-cosine": (["experiment=finetune"], 8),
-    "breast_cancer-adamw-cosine": (["data=breast_cancer", "optimizer=adamw", "schedule=cosine",
-                                    "trainer.batch_size=32"], 6),
+    "breast_cancer-adamw-cosine": (
+        ["data=breast_cancer", "optimizer=adamw", "schedule=cosine", "trainer.batch_size=32"],
+        6,
+    ),
 }
 STAMP = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
@@ -87,8 +110,10 @@ def jobs(out: str) -> list[dict]:
     """Each job dir's status.yaml."""
     from omegaconf import OmegaConf
 
-    return [dict(OmegaConf.to_container(OmegaConf.load(p)))  # type: ignore[arg-type]
-            for p in glob.glob(os.path.join(out, "*", "status.yaml"))]
+    return [
+        dict(OmegaConf.to_container(OmegaConf.load(p)))  # type: ignore[arg-type]
+        for p in glob.glob(os.path.join(out, "*", "status.yaml"))
+    ]
 
 
 def best(values: list[float], maximize: bool) -> float:
@@ -97,8 +122,13 @@ def best(values: list[float], maximize: bool) -> float:
 
 
 def grid(setting: list[str], epochs: int, seed: int, maximize: bool) -> dict:
-    args = [*setting, f"trainer.epochs={epochs}", f"trainer.seed={seed}",
-            f"optimizer.lr={','.join(LRS)}", f"groups.head_lr_mult={','.join(MULTS)}"]
+    args = [
+        *setting,
+        f"trainer.epochs={epochs}",
+        f"trainer.seed={seed}",
+        f"optimizer.lr={','.join(LRS)}",
+        f"groups.head_lr_mult={','.join(MULTS)}",
+    ]
     key = hashlib.sha1(json.dumps(args).encode()).hexdigest()[:16]
     path = CACHE / "grid" / f"{key}.json"
     if path.exists():
@@ -106,9 +136,14 @@ def grid(setting: list[str], epochs: int, seed: int, maximize: bool) -> dict:
     out = str(CACHE / "grid" / key)
     r = train(args, out)
     done = jobs(out)
-    result = {"args": args, "wall": r["wall"], "work": r["work"], "runs": len(done),
-              "epochs": sum(int(j["epochs"]) for j in done),
-              "best": best([j.get("value") for j in done if j["status"] == "complete"], maximize)}
+    result = {
+        "args": args,
+        "wall": r["wall"],
+        "work": r["work"],
+        "runs": len(done),
+        "epochs": sum(int(j["epochs"]) for j in done),
+        "best": best([j.get("value") for j in done if j["status"] == "complete"], maximize),
+    }
     path.write_text(json.dumps(result, indent=1))
     return result
 
@@ -128,8 +163,15 @@ def updates_per_epoch(setting: list[str]) -> int:
 
 
 def search(setting: list[str], epochs: int, seed: int, extra: list[str], maximize: bool) -> dict:
-    args = ["search=lr", *setting, f"trainer.epochs={epochs}", f"trainer.seed={seed}",
-            f"hydra.sweeper.seed={seed}", "hydra.sweeper.plots=false", *extra]
+    args = [
+        "search=lr",
+        *setting,
+        f"trainer.epochs={epochs}",
+        f"trainer.seed={seed}",
+        f"hydra.sweeper.seed={seed}",
+        "hydra.sweeper.plots=false",
+        *extra,
+    ]
     out = str(CACHE / "search" / hashlib.sha1(json.dumps(args).encode()).hexdigest()[:16])
     if os.path.isdir(out):
         import shutil
@@ -143,10 +185,16 @@ def search(setting: list[str], epochs: int, seed: int, extra: list[str], maximiz
         with open(found) as f:
             range_test = (sum(1 for _ in f) - 1) / updates_per_epoch(setting)
     states = [j["status"] for j in done]
-    return {"wall": r["wall"], "work": r["work"], "epochs": sum(int(j["epochs"]) for j in done) + range_test,
-            "range_test": range_test, "complete": states.count("complete"), "trials": len(done),
-            "best": best([j.get("value") for j in done if j["status"] == "complete"], maximize),
-            "notes": [line.split(" - ", 1)[-1] for line in r["log"].splitlines() if "edge" in line]}
+    return {
+        "wall": r["wall"],
+        "work": r["work"],
+        "epochs": sum(int(j["epochs"]) for j in done) + range_test,
+        "range_test": range_test,
+        "complete": states.count("complete"),
+        "trials": len(done),
+        "best": best([j.get("value") for j in done if j["status"] == "complete"], maximize),
+        "notes": [line.split(" - ", 1)[-1] for line in r["log"].splitlines() if "edge" in line],
+    }
 
 
 def gap(grid_best: float, search_best: float, maximize: bool) -> float:
@@ -156,11 +204,20 @@ def gap(grid_best: float, search_best: float, maximize: bool) -> float:
     return 100 * (search_best - grid_best) / grid_best
 
 
+def mean_of(per_seed: list[dict], key: str) -> float:
+    return statistics.mean(r[key] for r in per_seed)
+
+
 def ensure_pretrained() -> None:
     if not (CACHE / FINETUNE_CHECKPOINT).exists():
         print("making the fine-tune recipe's backbone: python train.py experiment=pretrain", file=sys.stderr)
-        cmd = [c.PY, str(c.REPO / "train.py"), "experiment=pretrain", "trainer.threads=1",
-               f"hydra.run.dir={CACHE / 'pretrain'}"]
+        cmd = [
+            c.PY,
+            str(c.REPO / "train.py"),
+            "experiment=pretrain",
+            "trainer.threads=1",
+            f"hydra.run.dir={CACHE / 'pretrain'}",
+        ]
         subprocess.run(cmd, cwd=CACHE, env=env(), check=True, capture_output=True)
 
 
@@ -190,26 +247,61 @@ def main() -> None:
                 print(f"  {name} seed {seed}: grid best {g['best']:.4f} ({g['epochs']} epochs, {g['wall']:.1f} s)")
                 continue
             s = search(setting, epochs, seed, args.search_args, maximize)
-            per_seed.append({"gap": gap(g["best"], s["best"], maximize), "compute": g["epochs"] / s["epochs"],
-                             "wall": g["wall"] / s["wall"], "work": g["work"] / s["work"], "complete": s["complete"]})
-            print(f"  {name} seed {seed}: grid best {g['best']:.4f} ({g['epochs']} epochs, {g['wall']:.1f} s); "
-                  f"search best {s['best']:.4f} ({s['epochs']:.1f} epochs incl. range test {s['range_test']:.1f}, "
-                  f"{s['complete']}/{s['trials']} complete, {s['wall']:.1f} s) {' | '.join(s['notes'])}",
-                  file=sys.stderr, flush=True)
+            per_seed.append(
+                {
+                    "gap": gap(g["best"], s["best"], maximize),
+                    "compute": g["epochs"] / s["epochs"],
+                    "wall": g["wall"] / s["wall"],
+                    "work": g["work"] / s["work"],
+                    "complete": s["complete"],
+                }
+            )
+            print(
+                f"  {name} seed {seed}: grid best {g['best']:.4f} ({g['epochs']} epochs, {g['wall']:.1f} s); "
+                f"search best {s['best']:.4f} ({s['epochs']:.1f} epochs incl. range test {s['range_test']:.1f}, "
+                f"{s['complete']}/{s['trials']} complete, {s['wall']:.1f} s) {' | '.join(s['notes'])}",
+                file=sys.stderr,
+                flush=True,
+            )
         if args.grid_only:
             continue
         unit = "pts" if maximize else "% RMSE"
-        mean = lambda k: statistics.mean(r[k] for r in per_seed)  # noqa: E731
-        rows.append([name, f"{mean('gap'):.2f} {unit}", f"{max(r['gap'] for r in per_seed):.2f}",
-                     f"1/{mean('compute'):.1f}", f"1/{min(r['compute'] for r in per_seed):.1f}",
-                     f"1/{mean('wall'):.1f}", f"1/{min(r['wall'] for r in per_seed):.1f}",
-                     f"1/{mean('work'):.1f}", min(r["complete"] for r in per_seed)])
+        mean = functools.partial(mean_of, per_seed)
+        rows.append(
+            [
+                name,
+                f"{mean('gap'):.2f} {unit}",
+                f"{max(r['gap'] for r in per_seed):.2f}",
+                f"1/{mean('compute'):.1f}",
+                f"1/{min(r['compute'] for r in per_seed):.1f}",
+                f"1/{mean('wall'):.1f}",
+                f"1/{min(r['wall'] for r in per_seed):.1f}",
+                f"1/{mean('work'):.1f}",
+                min(r["complete"] for r in per_seed),
+            ]
+        )
     if args.grid_only:
         return
-    print(f"grid: {len(LRS)} LRs x {len(MULTS)} head multipliers; search: search=lr defaults "
-          f"{' '.join(args.search_args)}; seeds {args.seeds}")
-    print(c.table(["setting", "gap mean", "gap worst", "compute mean", "compute worst", "wall mean",
-                   "wall worst", "wall less start-up", "complete min"], rows))
+    print(
+        f"grid: {len(LRS)} LRs x {len(MULTS)} head multipliers; search: search=lr defaults "
+        f"{' '.join(args.search_args)}; seeds {args.seeds}"
+    )
+    print(
+        c.table(
+            [
+                "setting",
+                "gap mean",
+                "gap worst",
+                "compute mean",
+                "compute worst",
+                "wall mean",
+                "wall worst",
+                "wall less start-up",
+                "complete min",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

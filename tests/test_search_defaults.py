@@ -9,13 +9,13 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
+from test_sweeper import study as load_study
+from test_sweeper import sweep
 
 from sweep import resolvers
 from sweep.search import edges, keys
 from sweep.search import space as search
 from sweep.search.pruning import FloorPruner
-from test_sweeper import study as load_study
-from test_sweeper import sweep
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -38,8 +38,9 @@ def test_the_lr_range_follows_the_optimizer_family_by_name_or_import_path():
         assert adam[1] <= sgd[1] / 10 and adam[0] <= sgd[0] / 10, name  # one to two decades lower
     root = OmegaConf.create({"model": {"optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}}})
     assert interval(resolvers.lr_range(_root_=root)) == interval(resolvers.lr_range("adam"))
-    declared = OmegaConf.create({"lr_sweep": {"optimizer": "net.opt"}, "net": {"opt": {"name": "sgd"}},
-                                 "optimizer": {"name": "adam"}})
+    declared = OmegaConf.create(
+        {"lr_sweep": {"optimizer": "net.opt"}, "net": {"opt": {"name": "sgd"}}, "optimizer": {"name": "adam"}}
+    )
     assert interval(resolvers.lr_range(_root_=declared)) == sgd  # the app's declared node wins
     unknown = interval(resolvers.lr_range("rprop"))
     assert unknown[0] <= interval(resolvers.lr_range("adam"))[0] and unknown[1] >= sgd[1]
@@ -47,15 +48,15 @@ def test_the_lr_range_follows_the_optimizer_family_by_name_or_import_path():
 
 @pytest.mark.parametrize("preset", ["lr", "lr_schedule", "finetune"])
 def test_each_preset_searches_the_lr_range_of_the_chosen_optimizer(preset):
-    from hydra import compose, initialize_config_dir
-
     from conftest import REPO
+    from hydra import compose, initialize_config_dir
 
     seen = {}
     for optimizer in ("sgd", "adam", "adamw"):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[f"search={preset}", f"optimizer={optimizer}"],
-                          return_hydra_config=True)
+            cfg = compose(
+                config_name="train", overrides=[f"search={preset}", f"optimizer={optimizer}"], return_hydra_config=True
+            )
         seen[optimizer] = interval(cfg.hydra.sweeper.params["optimizer.lr"])
     assert seen["adam"] == seen["adamw"] == interval(resolvers.lr_range("adam"))
     assert seen["sgd"] == interval(resolvers.lr_range("sgd"))
@@ -123,8 +124,16 @@ def test_a_resumed_study_samples_the_widened_range_it_stored():
 
 def test_a_sweep_whose_best_sits_on_the_edge_searches_past_it(monkeypatch, tmp_path):
     # (x - 1)^2 is smallest at x = 1, above the range: the sweep must go there by itself
-    d = sweep(monkeypatch, tmp_path, "+lr_sweep.lr=x", "x=tag(log, interval(0.01, 0.1))", "y=-2",
-              "hydra.sweeper.n_trials=8", "hydra.sweeper.widen_edges=1", "hydra.sweeper.enqueue=[{x: 0.1}]")
+    d = sweep(
+        monkeypatch,
+        tmp_path,
+        "+lr_sweep.lr=x",
+        "x=tag(log, interval(0.01, 0.1))",
+        "y=-2",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.widen_edges=1",
+        "hydra.sweeper.enqueue=[{x: 0.1}]",
+    )
     s = load_study(d)
     assert s.user_attrs[keys.LR_WIDENED] == {"low": 0.01, "high": pytest.approx(1.0), "times": 1}
     assert max(t.params["x"] for t in s.trials) > 0.1
@@ -155,18 +164,30 @@ def test_the_floor_holds_pruning_off_until_enough_trials_completed_and_still_ask
 
 
 def test_min_complete_trials_wraps_the_named_pruner_and_none_stays_none():
-    built = search.build_pruner({"name": "successive_halving", "min_resource": 1, "reduction_factor": 3,
-                                 "min_complete_trials": 3})
+    built = search.build_pruner(
+        {"name": "successive_halving", "min_resource": 1, "reduction_factor": 3, "min_complete_trials": 3}
+    )
     assert isinstance(built, FloorPruner) and built.min_complete == 3
     assert isinstance(built.inner, optuna.pruners.SuccessiveHalvingPruner)
     assert isinstance(search.build_pruner({"name": "successive_halving"}), optuna.pruners.SuccessiveHalvingPruner)
 
 
 def test_a_sweep_with_halving_and_a_floor_completes_the_floor_and_prunes_the_rest(monkeypatch, tmp_path):
-    d = sweep(monkeypatch, tmp_path, "steps=6", "hydra.sweeper.n_trials=10", "hydra.sweeper.pruner=successive_halving",
-              "hydra.sweeper.min_complete_trials=4")
+    d = sweep(
+        monkeypatch,
+        tmp_path,
+        "steps=6",
+        "hydra.sweeper.n_trials=10",
+        "hydra.sweeper.pruner=successive_halving",
+        "hydra.sweeper.min_complete_trials=4",
+    )
     trials = load_study(d).trials
     assert [t.state for t in trials[:4]] == [TrialState.COMPLETE] * 4  # the floor: nothing pruned before
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, "successive halving prunes some of the 6 trials after the floor"
     assert all(len(t.intermediate_values) < 6 for t in pruned)
+
+
+def test_pruner_none_takes_no_options_so_a_presets_options_do_not_block_turning_pruning_off():
+    assert search.pruner_spec("none", {"min_resource": 6, "reduction_factor": 3}) == {"name": "none"}
+    assert isinstance(search.build_pruner(search.pruner_spec("none", {"min_resource": 6})), optuna.pruners.NopPruner)

@@ -3,7 +3,7 @@
 Every parameter tensor has a leading member dimension K. Hyperparameters that may differ between
 trials (LR, momentum, betas, eps, weight decay) are (K,) vectors broadcast over that dimension; the
 math follows torch.optim's single-tensor code step for step, so K trials updated together match K
-trials updated one by one with torch.optim (tests/test_batched.py, float64 to 1e-9).
+trials updated one by one with torch.optim (tests/batched/test_batched.py, float64 to 1e-9).
 
 A member that must not move (diverged, or one of its groups still frozen while another member's
 trains) is masked: its parameters and optimizer state keep their values exactly.

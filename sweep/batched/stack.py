@@ -6,7 +6,7 @@ torch optimizer with its own param groups, its own Schedule); its parameters are
 torch.func and the forward is vmapped over the stack (the shipped MLP runs as batched matrix
 products instead: the same numbers, faster; sweep/batched/forward.py). The update is vectorised
 with per-member LR vectors (sweep/batched/optimizer.py). All members see one batch stream, so a
-member's losses, metrics and weights match the same trial trained alone (tests/test_batched.py).
+member's losses, metrics and weights match the same trial trained alone (tests/batched/test_batched.py).
 
 Members stay independent: a non-finite loss masks that member out (FAILED, with the epoch and
 update), `on_epoch_end` may prune a member, and failed or pruned members leave the stack at the

@@ -33,7 +33,7 @@ DECADE = 10.0
 
 
 def edge_side(value: float, low: float, high: float) -> str | None:
-    """"low" or "high" when `value` lies in the outer `EDGE_SHARE` of [low, high] (log scale), else None."""
+    """ "low" or "high" when `value` lies in the outer `EDGE_SHARE` of [low, high] (log scale), else None."""
     width = math.log(high / low)
     if math.log(value / low) <= EDGE_SHARE * width:
         return "low"
@@ -50,8 +50,11 @@ def _value(t: optuna.trial.FrozenTrial) -> float:
 
 def _best(study: optuna.Study, key: str, maximize: bool) -> tuple[optuna.trial.FrozenTrial | None, int]:
     """(the best complete trial that has `key`, how many complete trials have it)."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if key in t.params and t.value is not None and math.isfinite(t.value)]
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if key in t.params and t.value is not None and math.isfinite(t.value)
+    ]
     if not done:
         return None, 0
     pick = max if maximize else min
@@ -83,19 +86,40 @@ def follow(study: optuna.Study, space: dict[str, Any], key: str, max_widenings: 
     space[key] = FloatDistribution(low, high, log=True)
     probe = d.low / math.sqrt(DECADE) if side == "low" else d.high * math.sqrt(DECADE)
     study.enqueue_trial({**{k: v for k, v in best.params.items() if k in space}, key: probe})
-    log.info("best %s=%.3g (trial %d) on the %s edge of [%.3g, %.3g]: searching [%.3g, %.3g] from now on, "
-             "next trial at %.3g (hydra.sweeper.widen_edges=0 turns this off)",
-             key, value, best.number, side, d.low, d.high, low, high, probe)
+    log.info(
+        "best %s=%.3g (trial %d) on the %s edge of [%.3g, %.3g]: searching [%.3g, %.3g] from now on, "
+        "next trial at %.3g (hydra.sweeper.widen_edges=0 turns this off)",
+        key,
+        value,
+        best.number,
+        side,
+        d.low,
+        d.high,
+        low,
+        high,
+        probe,
+    )
 
 
-def _say_once(study: optuna.Study, key: str, side: str, value: float, d: FloatDistribution,
-              max_widenings: int) -> None:
+def _say_once(study: optuna.Study, key: str, side: str, value: float, d: FloatDistribution, max_widenings: int) -> None:
     """The warning, once per study, with the override that widens the range by hand."""
     if study.user_attrs.get(keys.LR_EDGE_WARNED):
         return
     study.set_user_attr(keys.LR_EDGE_WARNED, True)
     low, high = (d.low / DECADE, d.high) if side == "low" else (d.low, d.high * DECADE)
-    log.warning("best %s=%.3g sits on the %s edge of [%.3g, %.3g], widened %d times already "
-                "(hydra.sweeper.widen_edges=%d); to search further: '%s=tag(log, interval(%.3g, %.3g))' "
-                "or hydra.sweeper.widen_edges=%d", key, value, side, d.low, d.high, max_widenings, max_widenings,
-                key, low, high, max_widenings + 1)
+    log.warning(
+        "best %s=%.3g sits on the %s edge of [%.3g, %.3g], widened %d times already "
+        "(hydra.sweeper.widen_edges=%d); to search further: '%s=tag(log, interval(%.3g, %.3g))' "
+        "or hydra.sweeper.widen_edges=%d",
+        key,
+        value,
+        side,
+        d.low,
+        d.high,
+        max_widenings,
+        max_widenings,
+        key,
+        low,
+        high,
+        max_widenings + 1,
+    )

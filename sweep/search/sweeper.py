@@ -9,7 +9,8 @@ points left (a finished grid). Results are always written.
 
 The pieces, each in its own module: the set-up checks and what they build (`plan`), opening the
 study and the LR bounds (`study`), running jobs (`runners`), checkpoint retention (`checkpoints`),
-worker bookkeeping (`workers`) and starting worker processes (`processes`).
+worker bookkeeping (`workers`), starting worker processes (`processes`) and widening the base
+LR's range when the best trial sits on its edge (`edges`).
 
 Resume and going wide: the same command on the same storage continues the study; several sweep
 processes may share one storage, each asking for a trial when it is free (`sweep.search.workers` keeps

@@ -19,8 +19,9 @@ from torch.optim import lr_scheduler as torch_sched
 import sweep
 from sweep.errors import ConfigError
 from sweep.lr.schedule import Schedule
+from conftest import REPO
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = REPO / "conf"
 SPE, EPOCHS = 4, 6
 TOTAL = SPE * EPOCHS
 BASE_LR, HEAD_MULT = 0.1, 10.0

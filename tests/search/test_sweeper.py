@@ -15,13 +15,27 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import REPO
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
 
+from sweep.errors import ConfigError
+from sweep.search import keys, workers
 from sweep.search import plan as plan_module
+from sweep.search.checkpoints import keep_best_checkpoints
+from sweep.search.plan import Plan
+from sweep.search.runners import Asked
+from sweep.search.settings import SweeperConf
+from sweep.search.space import load_hook
 from sweep.search.storage import open_storage
+from sweep.search.study import apply_lr_bounds
+from sweep.search.sweeper import LRSweeper, record
 from sweep.search.workers import is_surplus
+from sweep.trial import Outcome, Status
 
-APPS = Path(__file__).parent / "apps"
+APPS = REPO / "tests" / "apps"
 
 
 def sweep(monkeypatch, tmp_path: Path, *overrides: str) -> Path:
@@ -262,20 +276,7 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
 # Fast tests of the sweeper's recording, asking, interruption and reclaim paths on an in-memory or
 # journal study, without Hydra.
 
-from omegaconf import OmegaConf  # noqa: E402
-from optuna.distributions import FloatDistribution  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
 
-from sweep.errors import ConfigError  # noqa: E402
-from sweep.search import keys, workers  # noqa: E402
-from sweep.search.checkpoints import keep_best_checkpoints  # noqa: E402
-from sweep.search.plan import Plan  # noqa: E402
-from sweep.search.runners import Asked  # noqa: E402
-from sweep.search.settings import SweeperConf  # noqa: E402
-from sweep.search.space import load_hook  # noqa: E402
-from sweep.search.study import apply_lr_bounds  # noqa: E402
-from sweep.search.sweeper import LRSweeper, record  # noqa: E402
-from sweep.trial import Outcome, Status  # noqa: E402
 
 X = {"x": FloatDistribution(-2, 2)}
 

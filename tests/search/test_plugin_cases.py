@@ -19,8 +19,9 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweep.search.space import parse_space
+from conftest import REPO
 
-SPHERE = Path(__file__).resolve().parent / "apps" / "sphere.py"
+SPHERE = REPO / "tests" / "apps" / "sphere.py"
 
 
 def values(d) -> set:

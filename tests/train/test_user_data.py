@@ -26,7 +26,7 @@ from sweep.train.models import build_model, load_backbone, parse_prefix
 from sweep.resolvers import direction_of
 from sweep.train.task import Task, build_task, output_of
 
-TESTS = str(Path(__file__).resolve().parent)
+TESTS = str(REPO / "tests")
 USER_ENV = {"PYTHONPATH": TESTS, "OMP_NUM_THREADS": "1"}  # user_parts importable, as a user's package would be
 TINY = ["trainer.epochs=2", "trainer.threads=1"]
 CUSTOM = ["model=custom", "model._target_=user_parts.Net", "data=custom", "data._target_=user_parts.blobs",

@@ -23,7 +23,7 @@ from sweep.search.settings import SweeperConf
 from sweep.search.storage import open_storage
 from sweep.train.resume import RESUME_FILE
 
-APPS = Path(__file__).parent / "apps"
+APPS = REPO / "tests" / "apps"
 PG_URL = os.environ.get("LRSWEEP_TEST_POSTGRES_URL")
 PARTITION = os.environ.get("LRSWEEP_TEST_SLURM_PARTITION", "debug")
 SLURM = ["hydra/launcher=submitit_slurm", f"hydra.launcher.partition={PARTITION}", "hydra.launcher.timeout_min=10"]

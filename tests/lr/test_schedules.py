@@ -20,8 +20,9 @@ from torch.optim import lr_scheduler as sched
 
 from sweep.errors import ConfigError
 from sweep.lr.schedule import Schedule, validate
+from conftest import REPO
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "schedule"
+CONF = REPO / "conf" / "schedule"
 
 BASE_LR = 0.1
 HEAD_MULT = 10.0

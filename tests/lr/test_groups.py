@@ -14,8 +14,9 @@ from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups, group_table
 from sweep.train.models import MLP
 from sweep.lr.optimizer import build_optimizer
+from conftest import REPO
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = REPO / "conf"
 
 
 def groups_cfg(name: str, **overrides: Any) -> dict[str, Any]:
