@@ -1,7 +1,7 @@
 """Train one model with per-group learning-rate schedules; returns the objective for sweepers.
 
-    python train.py optimizer=adamw schedule=cosine optimizer.lr=3e-4 groups.head_lr_mult=10
-    python train.py -m search=lr
+python train.py optimizer=adamw schedule=cosine optimizer.lr=3e-4 groups.head_lr_mult=10
+python train.py -m search=lr
 """
 
 import os
@@ -12,7 +12,7 @@ from sweep.train.process import end_of_program, pause_gc
 pause_gc()  # until the first job is built (sweep/train/process.py)
 
 import hydra  # noqa: E402
-from omegaconf import DictConfig
+from omegaconf import DictConfig  # noqa: E402
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -15,7 +16,8 @@ PY = sys.executable
 
 def compose(overrides: Sequence[str] = ()) -> Any:
     """conf/train.yaml composed with `overrides`, as Hydra would (no `hydra` node, no HydraConfig)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return hydra_compose(config_name="train", overrides=list(overrides))
@@ -28,8 +30,15 @@ def build_job(cfg: Any) -> dict[str, Any]:
     from sweep.train.build import build
 
     b = build(cfg)
-    return {"model": b.model, "optimizer": b.optimizer, "schedule": b.schedule, "data": b.data, "device": b.device,
-            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True), "metric": str(cfg.objective.metric)}
+    return {
+        "model": b.model,
+        "optimizer": b.optimizer,
+        "schedule": b.schedule,
+        "data": b.data,
+        "device": b.device,
+        "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
+        "metric": str(cfg.objective.metric),
+    }
 
 
 def threads(n: int) -> dict[str, str]:
@@ -57,6 +66,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain fixed-width table; floats printed with 3 significant decimals."""
     cells = [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(r, widths)))
+
+    def line(r: Sequence[Any]) -> str:
+        return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])

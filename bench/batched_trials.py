@@ -94,7 +94,7 @@ def main() -> None:
     base = compose([f"trainer.epochs={args.epochs}", "trainer.device=cpu"])
     values = trial_values(max(max(args.ks), args.sequential))
     batched(base, values[:2], True)  # warm-up: imports, first vmap and allocator
-    before = sequential(base, values[:args.sequential])
+    before = sequential(base, values[: args.sequential])
     print(f"sequential: {before:.1f} s for {args.sequential} trials", flush=True)
     rows = []
     arms = [(k, layers) for k in args.ks for layers in (True, False)]
@@ -102,16 +102,27 @@ def main() -> None:
     for k, layers in arms:
         timings[(k, layers)] = batched(base, values[:k], layers)
         print(f"K={k} {'batched matmuls' if layers else 'vmap'}: {timings[(k, layers)][0]:.1f} s", flush=True)
-    after = sequential(base, values[:args.sequential])
+    after = sequential(base, values[: args.sequential])
     per_minute_seq = 60 * 2 * args.sequential / (before + after)
-    rows.append(("sequential", "-", f"{(before + after) / (2 * args.sequential):.2f} s/trial",
-                 per_minute_seq, 1.0, "-"))
+    rows.append(
+        ("sequential", "-", f"{(before + after) / (2 * args.sequential):.2f} s/trial", per_minute_seq, 1.0, "-")
+    )
     for (k, layers), (seconds, completed) in timings.items():
         per_minute = 60 * k / seconds
-        rows.append((f"K={k}", "batched matmuls" if layers else "vmap", f"{seconds:.1f} s",
-                     per_minute, per_minute / per_minute_seq, f"{completed}/{k}"))
-    print(f"{args.epochs}-epoch digits MLP trials, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"sequential arm {before:.1f} s before and {after:.1f} s after")
+        rows.append(
+            (
+                f"K={k}",
+                "batched matmuls" if layers else "vmap",
+                f"{seconds:.1f} s",
+                per_minute,
+                per_minute / per_minute_seq,
+                f"{completed}/{k}",
+            )
+        )
+    print(
+        f"{args.epochs}-epoch digits MLP trials, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"sequential arm {before:.1f} s before and {after:.1f} s after"
+    )
     print(table(["arm", "forward", "time", "trials/min", "ratio", "completed"], rows))
 
 

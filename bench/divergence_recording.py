@@ -69,8 +69,9 @@ def search(cfg: object, way: str, seed: int, trials: int, target: float, job_dir
     from sweep.search.sweeper import record
 
     dist = {"optimizer.lr": FloatDistribution(LOW, HIGH, log=True)}
-    study = optuna.create_study(direction="maximize", sampler=space.build_sampler("tpe", {}, seed, dist),
-                                pruner=optuna.pruners.NopPruner())
+    study = optuna.create_study(
+        direction="maximize", sampler=space.build_sampler("tpe", {}, seed, dist), pruner=optuna.pruners.NopPruner()
+    )
     reached, diverged = None, 0
     for n in range(1, trials + 1):
         trial = study.ask()
@@ -105,9 +106,11 @@ def main() -> None:
         finite = [v for _, v in points if v is not None]
         best = max(finite)
         lowest_bad = min((lr for lr, v in points if v is None), default=math.inf)
-        print(f"grid: {args.grid} LRs in [{LOW:g}, {HIGH:g}], best val/acc {best:.4f} at lr "
-              f"{max(points, key=lambda p: -1 if p[1] is None else p[1])[0]:.3g}; {len(points) - len(finite)} "
-              f"diverged (from lr {lowest_bad:.3g}); target >= {best - args.within:.4f}")
+        print(
+            f"grid: {args.grid} LRs in [{LOW:g}, {HIGH:g}], best val/acc {best:.4f} at lr "
+            f"{max(points, key=lambda p: -1 if p[1] is None else p[1])[0]:.3g}; {len(points) - len(finite)} "
+            f"diverged (from lr {lowest_bad:.3g}); target >= {best - args.within:.4f}"
+        )
         rows, found = [], {w: [] for w in WAYS}
         for seed in range(args.seeds):
             row: list[object] = [seed]
@@ -123,8 +126,10 @@ def main() -> None:
         summary.append(f"{statistics.median(counts):g} ({hits}/{args.seeds} reached)")
     rows.append(summary)
     print(table(["seed", *(f"diverged as {w}" for w in WAYS)], rows))
-    print(f"trials to within {args.within * 100:g} points of the grid's best (diverged trials among them); "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"trials to within {args.within * 100:g} points of the grid's best (diverged trials among them); "
+        f"{time.perf_counter() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

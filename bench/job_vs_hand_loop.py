@@ -49,34 +49,50 @@ def clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
+def _timed(method, secs: list[float]):
+    """`method`, adding the seconds each call takes to `secs[0]`."""
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            secs[0] += time.perf_counter() - t0
+
+    return timed
+
+
 def run_job(parts: dict, writer_dir: str | None, tb_secs: list[float] | None = None) -> tuple[float, float, float]:
     """(wall s, CPU s) of train() [+ the writer's last scalar and close], and the last val/acc; the
     time spent in the writer's methods is added to tb_secs[0]."""
-    from sweep.train.loop import train
     from sweep.logs.tensorboard import RunWriter
+    from sweep.train.loop import train
     from sweep.trial import NoTrial
 
     writer = RunWriter(writer_dir, sweep_dir=None) if writer_dir else None
     if writer is not None and tb_secs is not None:
         for name in ("lr_curves", "scalars", "close"):
-            def timed(*a, _f=getattr(writer, name), **k):
-                t0 = time.perf_counter()
-                try:
-                    return _f(*a, **k)
-                finally:
-                    tb_secs[0] += time.perf_counter() - t0
-            setattr(writer, name, timed)
+            setattr(writer, name, _timed(getattr(writer, name), tb_secs))
     wall, cpu = clock()
-    result = train(parts["model"], parts["optimizer"], parts["schedule"], parts["data"], parts["trainer"],
-                   writer, NoTrial(), parts["metric"])
+    result = train(
+        parts["model"],
+        parts["optimizer"],
+        parts["schedule"],
+        parts["data"],
+        parts["trainer"],
+        writer,
+        NoTrial(),
+        parts["metric"],
+    )
     if writer is not None:
         writer.scalars({"best/val_acc": max(h["val/acc"] for h in result.history)}, result.epochs - 1)
         writer.close()
     return clock()[0] - wall, clock()[1] - cpu, result.history[-1]["val/acc"]
 
 
-def run_hand(data, device: torch.device, epochs: int, batch_size: int, seed: int,
-             four_groups: bool = False) -> tuple[float, float, float]:
+def run_hand(
+    data, device: torch.device, epochs: int, batch_size: int, seed: int, four_groups: bool = False
+) -> tuple[float, float, float]:
     """The minimal loop; with four_groups, SGD gets the job's param-group layout (backbone / head x
     weights with weight decay / biases without, head LR x 10), LRs fixed per group apart from StepLR."""
     torch.manual_seed(seed)
@@ -85,9 +101,15 @@ def run_hand(data, device: torch.device, epochs: int, batch_size: int, seed: int
     model = MLP(data.num_features, data.num_classes, (256, 256)).to(device)
     params: list | object = model.parameters()
     if four_groups:
-        params = [{"params": [p for p in part.parameters() if p.ndim == ndim], "lr": 0.05 * mult,
-                   "weight_decay": 1e-4 if ndim > 1 else 0.0}
-                  for part, mult in ((model.backbone, 1.0), (model.head, 10.0)) for ndim in (2, 1)]
+        params = [
+            {
+                "params": [p for p in part.parameters() if p.ndim == ndim],
+                "lr": 0.05 * mult,
+                "weight_decay": 1e-4 if ndim > 1 else 0.0,
+            }
+            for part, mult in ((model.backbone, 1.0), (model.head, 10.0))
+            for ndim in (2, 1)
+        ]
     opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.1)
     gen = torch.Generator().manual_seed(seed)
@@ -99,7 +121,7 @@ def run_hand(data, device: torch.device, epochs: int, batch_size: int, seed: int
         model.train()
         order = torch.randperm(n, generator=gen).to(device)
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -140,11 +162,18 @@ def main() -> None:
             name = names[(r + k) % len(names)]
             parts, tb = c.build_job(cfg), [0.0]  # the hand loops use its data tensors and device; untimed
             if name.startswith("hand"):
-                w, u, acc = run_hand(parts["data"], parts["device"], epochs, int(cfg.trainer.batch_size),
-                                     int(cfg.trainer.seed), four_groups=name == "hand+4pg")
+                w, u, acc = run_hand(
+                    parts["data"],
+                    parts["device"],
+                    epochs,
+                    int(cfg.trainer.batch_size),
+                    int(cfg.trainer.seed),
+                    four_groups=name == "hand+4pg",
+                )
             else:
-                w, u, acc = run_job(parts, os.path.join(tmp, f"{name}-{r}", "tensorboard") if name == "job+tb" else None,
-                                    tb)
+                w, u, acc = run_job(
+                    parts, os.path.join(tmp, f"{name}-{r}", "tensorboard") if name == "job+tb" else None, tb
+                )
             if r:  # round 0 is the warm-up
                 wall[name].append(1000 * w / epochs)
                 cpu[name].append(1000 * u / epochs)
@@ -156,21 +185,43 @@ def main() -> None:
         """median(a) / median(b), and the median of the per-round ratios in brackets."""
         return f"{c.median(t[a]) / c.median(t[b]):.3f} [{c.median([x / y for x, y in zip(t[a], t[b])]):.3f}]"
 
-    print(f"device {parts['device']}, torch threads {torch.get_num_threads()}, {epochs} epochs x {rounds} rounds "
-          f"(+1 warm-up), {-(-len(parts['data'].y_train) // 64)} updates/epoch; job overrides: {args.overrides or 'none'}")
-    print(c.table(["variant", "wall ms/epoch", "min wall", "cpu ms/epoch", "min cpu", "wall / hand", "cpu / hand",
-                   "val/acc"],
-                  [[n, c.median(wall[n]), min(wall[n]), c.median(cpu[n]), min(cpu[n]), ratio(wall, n, "hand"),
-                    ratio(cpu, n, "hand"), accs[n]] for n in names]))
+    print(
+        f"device {parts['device']}, torch threads {torch.get_num_threads()}, {epochs} epochs x {rounds} rounds "
+        f"(+1 warm-up), {-(-len(parts['data'].y_train) // 64)} updates/epoch; job overrides: {args.overrides or 'none'}"
+    )
+    print(
+        c.table(
+            ["variant", "wall ms/epoch", "min wall", "cpu ms/epoch", "min cpu", "wall / hand", "cpu / hand", "val/acc"],
+            [
+                [
+                    n,
+                    c.median(wall[n]),
+                    min(wall[n]),
+                    c.median(cpu[n]),
+                    min(cpu[n]),
+                    ratio(wall, n, "hand"),
+                    ratio(cpu, n, "hand"),
+                    accs[n],
+                ]
+                for n in names
+            ],
+        )
+    )
     print("ratios: median / median [median of per-round ratios]; wall | CPU")
-    print(f"job+tb / hand = {ratio(wall, 'job+tb', 'hand')} | {ratio(cpu, 'job+tb', 'hand')} (target <= 1.05); "
-          f"job-tb / hand = {ratio(wall, 'job-tb', 'hand')} | {ratio(cpu, 'job-tb', 'hand')}")
-    print(f"TensorBoard: job+tb / job-tb = {ratio(wall, 'job+tb', 'job-tb')} | {ratio(cpu, 'job+tb', 'job-tb')}; "
-          f"inside the RunWriter calls (lr_curves, scalars, close): {c.median(tb_ms):.2f} ms/epoch wall "
-          f"= {c.median(tb_ms) / c.median(wall['job-tb']):.1%} of job-tb")
-    print(f"the job's 4 SGD param groups: hand+4pg / hand = {ratio(wall, 'hand+4pg', 'hand')} | "
-          f"{ratio(cpu, 'hand+4pg', 'hand')}; the job's loop code (LR per group per update, LR curves, loss.item, "
-          f"log line): job-tb / hand+4pg = {ratio(wall, 'job-tb', 'hand+4pg')} | {ratio(cpu, 'job-tb', 'hand+4pg')}")
+    print(
+        f"job+tb / hand = {ratio(wall, 'job+tb', 'hand')} | {ratio(cpu, 'job+tb', 'hand')} (target <= 1.05); "
+        f"job-tb / hand = {ratio(wall, 'job-tb', 'hand')} | {ratio(cpu, 'job-tb', 'hand')}"
+    )
+    print(
+        f"TensorBoard: job+tb / job-tb = {ratio(wall, 'job+tb', 'job-tb')} | {ratio(cpu, 'job+tb', 'job-tb')}; "
+        f"inside the RunWriter calls (lr_curves, scalars, close): {c.median(tb_ms):.2f} ms/epoch wall "
+        f"= {c.median(tb_ms) / c.median(wall['job-tb']):.1%} of job-tb"
+    )
+    print(
+        f"the job's 4 SGD param groups: hand+4pg / hand = {ratio(wall, 'hand+4pg', 'hand')} | "
+        f"{ratio(cpu, 'hand+4pg', 'hand')}; the job's loop code (LR per group per update, LR curves, loss.item, "
+        f"log line): job-tb / hand+4pg = {ratio(wall, 'job-tb', 'hand+4pg')} | {ratio(cpu, 'job-tb', 'hand+4pg')}"
+    )
 
 
 if __name__ == "__main__":

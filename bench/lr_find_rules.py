@@ -93,16 +93,19 @@ def main() -> None:
     held = {(rule, m): 0 for rule in rules for m in ("val/acc", "val/loss")}
     for name in a.only:
         common = DATASETS[name] + [f"trainer.epochs={epochs}", "trainer.threads=1"]
-        runs = {lr: [real_run(common + [f"optimizer.lr={lr:.6g}", f"trainer.seed={s}"], cache) for s in seeds]
-                for lr in GRID}
+        runs = {
+            lr: [real_run(common + [f"optimizer.lr={lr:.6g}", f"trainer.seed={s}"], cache) for s in seeds]
+            for lr in GRID
+        }
         if a.cache:
             json.dump(cache, open(a.cache, "w"))
         acc = {lr: sum(r["val/acc"] for r in rs) / len(rs) for lr, rs in runs.items()}
         loss = {lr: sum(r["val/loss"] for r in rs) / len(rs) for lr, rs in runs.items()}
         best = {"val/acc": max(GRID, key=lambda lr: (acc[lr], -loss[lr])), "val/loss": min(GRID, key=loss.get)}
         print(f"\n== {name}: {' '.join(DATASETS[name]) or 'the default job'}, {epochs} epochs, seeds {seeds}")
-        print(c.table(["base LR", "val/acc (mean)", "val/loss (mean)"],
-                      [[f"{lr:.3g}", acc[lr], loss[lr]] for lr in GRID]))
+        print(
+            c.table(["base LR", "val/acc (mean)", "val/loss (mean)"], [[f"{lr:.3g}", acc[lr], loss[lr]] for lr in GRID])
+        )
         print(f"best base LR: {best['val/acc']:.3g} by val/acc, {best['val/loss']:.3g} by val/loss")
         found = [range_tests(common + [f"trainer.seed={s}", *a.overrides]) for s in seeds]
         rows = []
@@ -115,14 +118,35 @@ def main() -> None:
                 held[rule, metric] += sum(f[rule][1][0] <= b <= f[rule][1][1] for f in found)
             row.append(" ".join(f"[{f[rule][1][0]:.2g}, {f[rule][1][1]:.2g}]" for f in found))
             rows.append(row)
-        print(c.table(["rule", "suggestion per seed", "decades from best (acc)", "decades from best (loss)",
-                       "interval per seed"], rows))
+        print(
+            c.table(
+                [
+                    "rule",
+                    "suggestion per seed",
+                    "decades from best (acc)",
+                    "decades from best (loss)",
+                    "interval per seed",
+                ],
+                rows,
+            )
+        )
     n = len(a.only) * len(seeds)
     print(f"\nrange-test settings: {' '.join(a.overrides) or 'the defaults (conf/lr_find/default.yaml)'}")
-    print(c.table(["rule", "within 1/2 decade of best acc", "of best loss", "interval holds best acc",
-                   "holds best loss"],
-                  [[rule, f"{near[rule, 'val/acc']}/{n}", f"{near[rule, 'val/loss']}/{n}",
-                    f"{held[rule, 'val/acc']}/{n}", f"{held[rule, 'val/loss']}/{n}"] for rule in rules]))
+    print(
+        c.table(
+            ["rule", "within 1/2 decade of best acc", "of best loss", "interval holds best acc", "holds best loss"],
+            [
+                [
+                    rule,
+                    f"{near[rule, 'val/acc']}/{n}",
+                    f"{near[rule, 'val/loss']}/{n}",
+                    f"{held[rule, 'val/acc']}/{n}",
+                    f"{held[rule, 'val/loss']}/{n}",
+                ]
+                for rule in rules
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -46,12 +46,14 @@ TASKS = {
 }
 SETTINGS = {
     "none": ["hydra.sweeper.pruner=none"],
-    "median 5/2": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_startup_trials=5",
-                   "hydra.sweeper.n_warmup_steps=2"],
-    "median 5/4": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_startup_trials=5",
-                   "hydra.sweeper.n_warmup_steps=4"],
-    "percentile 75": ["hydra.sweeper.pruner=percentile", "+hydra.sweeper.pruner_options.percentile=75.0",
-                      "hydra.sweeper.n_startup_trials=5", "hydra.sweeper.n_warmup_steps=2"],
+    "median 5/2": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_startup_trials=5", "hydra.sweeper.n_warmup_steps=2"],
+    "median 5/4": ["hydra.sweeper.pruner=median", "hydra.sweeper.n_startup_trials=5", "hydra.sweeper.n_warmup_steps=4"],
+    "percentile 75": [
+        "hydra.sweeper.pruner=percentile",
+        "+hydra.sweeper.pruner_options.percentile=75.0",
+        "hydra.sweeper.n_startup_trials=5",
+        "hydra.sweeper.n_warmup_steps=2",
+    ],
     "successive_halving": ["hydra.sweeper.pruner=successive_halving", "+hydra.sweeper.pruner_options.min_resource=1"],
 }
 MIN_COMPLETE = 5
@@ -78,16 +80,31 @@ def study_stats(sweep_dir: str) -> dict:
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     done = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    return {"epochs": sum(epochs_trained(sweep_dir, t) for t in trials), "best": max(done, default=float("nan")),
-            "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "failed": states.count("FAIL")}
+    return {
+        "epochs": sum(epochs_trained(sweep_dir, t) for t in trials),
+        "best": max(done, default=float("nan")),
+        "complete": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "failed": states.count("FAIL"),
+    }
 
 
-def run(task: list[str], setting: list[str], n_trials: int, epochs: int | None, seed: int, env: dict,
-        tmp: str) -> dict:
+def run(task: list[str], setting: list[str], n_trials: int, epochs: int | None, seed: int, env: dict, tmp: str) -> dict:
     out = tempfile.mkdtemp(prefix="sweep-", dir=tmp)
-    cmd = [c.PY, str(c.REPO / "train.py"), "-m", "search=lr", *task, f"hydra.sweeper.seed={seed}",
-           f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.plots=false", "trainer.threads=1",
-           f"hydra.sweep.dir={out}", *setting, *([f"trainer.epochs={epochs}"] if epochs else [])]
+    cmd = [
+        c.PY,
+        str(c.REPO / "train.py"),
+        "-m",
+        "search=lr",
+        *task,
+        f"hydra.sweeper.seed={seed}",
+        f"hydra.sweeper.n_trials={n_trials}",
+        "hydra.sweeper.plots=false",
+        "trainer.threads=1",
+        f"hydra.sweep.dir={out}",
+        *setting,
+        *([f"trainer.epochs={epochs}"] if epochs else []),
+    ]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=c.REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -118,28 +135,64 @@ def main() -> None:
             for name in names:
                 r = run(TASKS[task], SETTINGS[name], args.trials, args.epochs, seed, env, tmp)
                 base = base or r
-                per_run.append({"task": task, "seed": seed, "setting": name, **r,
-                                "saving": base["epochs"] / r["epochs"], "d_best": r["best"] - base["best"]})
-                print(f"  {task} seed {seed} {name}: {r['complete']} complete / {r['pruned']} pruned / "
-                      f"{r['failed']} failed, {r['epochs']} epochs, best {r['best']:.4f}, {r['wall']:.0f} s",
-                      file=sys.stderr, flush=True)
+                per_run.append(
+                    {
+                        "task": task,
+                        "seed": seed,
+                        "setting": name,
+                        **r,
+                        "saving": base["epochs"] / r["epochs"],
+                        "d_best": r["best"] - base["best"],
+                    }
+                )
+                print(
+                    f"  {task} seed {seed} {name}: {r['complete']} complete / {r['pruned']} pruned / "
+                    f"{r['failed']} failed, {r['epochs']} epochs, best {r['best']:.4f}, {r['wall']:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     rows = []
     for task in args.tasks:
         for name in names:
             rs = [r for r in per_run if r["task"] == task and r["setting"] == name]
-            rows.append([task, name, min(r["complete"] for r in rs), statistics.mean(r["complete"] for r in rs),
-                         statistics.mean(r["epochs"] for r in rs), statistics.mean(r["saving"] for r in rs),
-                         statistics.mean(r["d_best"] for r in rs), min(r["d_best"] for r in rs),
-                         statistics.mean(r["wall"] for r in rs)])
-    print(c.table(["task", "setting", "complete min", "complete mean", "epochs", "saving", "d_best mean",
-                   "d_best worst", "wall s"], rows))
+            rows.append(
+                [
+                    task,
+                    name,
+                    min(r["complete"] for r in rs),
+                    statistics.mean(r["complete"] for r in rs),
+                    statistics.mean(r["epochs"] for r in rs),
+                    statistics.mean(r["saving"] for r in rs),
+                    statistics.mean(r["d_best"] for r in rs),
+                    min(r["d_best"] for r in rs),
+                    statistics.mean(r["wall"] for r in rs),
+                ]
+            )
+    print(
+        c.table(
+            [
+                "task",
+                "setting",
+                "complete min",
+                "complete mean",
+                "epochs",
+                "saving",
+                "d_best mean",
+                "d_best worst",
+                "wall s",
+            ],
+            rows,
+        )
+    )
     for name in names[1:]:
         rs = [r for r in per_run if r["setting"] == name]
         ok = all(r["complete"] >= MIN_COMPLETE for r in rs)
-        print(f"{name}: saving {statistics.mean(r['saving'] for r in rs):.2f}x over all tasks and seeds, "
-              f"d_best mean {statistics.mean(r['d_best'] for r in rs):+.4f}, "
-              f"{'every' if ok else 'NOT every'} sweep completed >= {MIN_COMPLETE} trials "
-              f"(fewest: {min(r['complete'] for r in rs)})")
+        print(
+            f"{name}: saving {statistics.mean(r['saving'] for r in rs):.2f}x over all tasks and seeds, "
+            f"d_best mean {statistics.mean(r['d_best'] for r in rs):+.4f}, "
+            f"{'every' if ok else 'NOT every'} sweep completed >= {MIN_COMPLETE} trials "
+            f"(fewest: {min(r['complete'] for r in rs)})"
+        )
 
 
 if __name__ == "__main__":

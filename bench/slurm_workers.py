@@ -40,17 +40,30 @@ def trial_seconds(job_dir: Path) -> float:
     log = job_dir / "train.log"
     if not log.exists():
         return 0.0
-    stamps = [datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
-              for m in map(STAMP.match, log.read_text().splitlines()) if m]
+    stamps = [
+        datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        for m in map(STAMP.match, log.read_text().splitlines())
+        if m
+    ]
     return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else 0.0
 
 
 def run(name: str, extra: list[str], trials: int, partition: str, root: Path, epochs: int | None) -> dict[str, float]:
     sweep_dir = root / name
-    command = [PY, str(REPO / "train.py"), "search=lr", "trainer.threads=1", f"hydra.sweeper.n_trials={trials}",
-               "hydra.sweeper.plots=false", "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={partition}",
-               "hydra.launcher.timeout_min=30", f"hydra.sweep.dir={sweep_dir}", *extra,
-               *([f"trainer.epochs={epochs}"] if epochs else [])]
+    command = [
+        PY,
+        str(REPO / "train.py"),
+        "search=lr",
+        "trainer.threads=1",
+        f"hydra.sweeper.n_trials={trials}",
+        "hydra.sweeper.plots=false",
+        "hydra/launcher=submitit_slurm",
+        f"hydra.launcher.partition={partition}",
+        "hydra.launcher.timeout_min=30",
+        f"hydra.sweep.dir={sweep_dir}",
+        *extra,
+        *([f"trainer.epochs={epochs}"] if epochs else []),
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - started
@@ -58,8 +71,13 @@ def run(name: str, extra: list[str], trials: int, partition: str, root: Path, ep
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     job_dirs = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     busy = sum(trial_seconds(p) for p in job_dirs)
-    return {"wall_s": wall, "busy_s": busy, "utilisation": busy / (2 * wall), "trials": len(job_dirs),
-            "per_minute": trials / (wall / 60)}
+    return {
+        "wall_s": wall,
+        "busy_s": busy,
+        "utilisation": busy / (2 * wall),
+        "trials": len(job_dirs),
+        "per_minute": trials / (wall / 60),
+    }
 
 
 def main() -> None:
@@ -70,13 +88,19 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="slurm-bench-") as tmp:
         root = Path(tmp)
-        rows = {"batches (n_jobs=2)": run("batches", ["hydra.sweeper.n_jobs=2"], args.trials, args.partition, root,
-                                                     args.epochs),
-                "workers (workers=2)": run("workers", ["hydra.sweeper.workers=2"], args.trials, args.partition, root,
-                                                      args.epochs)}
+        rows = {
+            "batches (n_jobs=2)": run(
+                "batches", ["hydra.sweeper.n_jobs=2"], args.trials, args.partition, root, args.epochs
+            ),
+            "workers (workers=2)": run(
+                "workers", ["hydra.sweeper.workers=2"], args.trials, args.partition, root, args.epochs
+            ),
+        }
     epochs = f"trainer.epochs={args.epochs}" if args.epochs else "10 epochs"
-    print(f"{args.trials} trials of the default digits job (search=lr, {epochs}, median pruner, trainer.threads=1), 2 slots, "
-          f"SLURM partition {args.partition}")
+    print(
+        f"{args.trials} trials of the default digits job (search=lr, {epochs}, median pruner, trainer.threads=1), "
+        f"2 slots, SLURM partition {args.partition}"
+    )
     print(f"{'':22}{'wall s':>8}{'trial s (sum)':>15}{'utilisation':>13}{'trials/min':>12}")
     for name, r in rows.items():
         print(f"{name:22}{r['wall_s']:8.1f}{r['busy_s']:15.1f}{r['utilisation']:13.2f}{r['per_minute']:12.1f}")

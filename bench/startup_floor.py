@@ -29,23 +29,36 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
-STUB = ("import time, torch, optuna, hydra; t = time.perf_counter(); import tensorboard.compat.tensorflow_stub; "
-        "print(time.perf_counter() - t)")
+STUB = (
+    "import time, torch, optuna, hydra; t = time.perf_counter(); import tensorboard.compat.tensorflow_stub; "
+    "print(time.perf_counter() - t)"
+)
 
 
 def arms(tmp: str) -> dict[str, list[str]]:
     train = [PY, str(REPO / "train.py")]
     return {
         "import torch": [PY, "-c", "import torch"],
-        "import torch + first optimizer (the floor)":
-            [PY, "-c", "import torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)"],
-        "the floor, exit without teardown":
-            [PY, "-c", "import os, torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1); "
-                       "os._exit(0)"],
+        "import torch + first optimizer (the floor)": [
+            PY,
+            "-c",
+            "import torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)",
+        ],
+        "the floor, exit without teardown": [
+            PY,
+            "-c",
+            "import os, torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1); os._exit(0)",
+        ],
         "train.py --cfg job (start-up, compose)": [*train, "--cfg", "job"],
-        "sweep of 1 trial x 1 epoch": [*train, "search=lr", "data=synthetic", "trainer.epochs=1",
-                                       "hydra.sweeper.n_trials=1", "hydra.sweeper.plots=false",
-                                       f"hydra.sweep.dir={tmp}/sweep"],
+        "sweep of 1 trial x 1 epoch": [
+            *train,
+            "search=lr",
+            "data=synthetic",
+            "trainer.epochs=1",
+            "hydra.sweeper.n_trials=1",
+            "hydra.sweeper.plots=false",
+            f"hydra.sweep.dir={tmp}/sweep",
+        ],
     }
 
 
@@ -55,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     times: dict[str, list[float]] = {}
     stub: list[float] = []
-    for rep in range(args.reps):
+    for _rep in range(args.reps):
         with tempfile.TemporaryDirectory() as tmp:
             for name, command in arms(tmp).items():
                 started = time.perf_counter()
@@ -67,8 +80,10 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:44s} {median:6.2f}  ({min(values):.2f}-{max(values):.2f})  {median / floor:5.2f}x")
-    print(f"importing tensorboard.compat.tensorflow_stub after torch: {statistics.median(stub):.2f} s "
-          f"({min(stub):.2f}-{max(stub):.2f})")
+    print(
+        f"importing tensorboard.compat.tensorflow_stub after torch: {statistics.median(stub):.2f} s "
+        f"({min(stub):.2f}-{max(stub):.2f})"
+    )
 
 
 if __name__ == "__main__":

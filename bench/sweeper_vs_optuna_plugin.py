@@ -103,11 +103,28 @@ def digits_csv() -> str:
 # -- one sweep -----------------------------------------------------------------------------------------
 def command(arm: str, n: int, epochs: int, out: str, repo: Path) -> list[str]:
     if arm == "anchor":
-        return [str(ANCHOR_PY), str(ANCHOR_APP), "-m", f"hydra.sweeper.n_trials={n}", f"hydra.sweep.dir={out}",
-                f"trainer.epochs={epochs}", f"data.csv={digits_csv()}", "hydra.sweeper.sampler.seed=0"]
-    return [c.PY, str(repo / "train.py"), "-m", "search=lr", "hydra.sweeper.pruner=none", "hydra.sweeper.sampler=tpe",
-            "hydra.sweeper.seed=0", f"trainer.epochs={epochs}", f"hydra.sweeper.n_trials={n}",
-            f"hydra.sweep.dir={out}"]
+        return [
+            str(ANCHOR_PY),
+            str(ANCHOR_APP),
+            "-m",
+            f"hydra.sweeper.n_trials={n}",
+            f"hydra.sweep.dir={out}",
+            f"trainer.epochs={epochs}",
+            f"data.csv={digits_csv()}",
+            "hydra.sweeper.sampler.seed=0",
+        ]
+    return [
+        c.PY,
+        str(repo / "train.py"),
+        "-m",
+        "search=lr",
+        "hydra.sweeper.pruner=none",
+        "hydra.sweeper.sampler=tpe",
+        "hydra.sweeper.seed=0",
+        f"trainer.epochs={epochs}",
+        f"hydra.sweeper.n_trials={n}",
+        f"hydra.sweep.dir={out}",
+    ]
 
 
 def job_dirs(out: str) -> list[Path]:
@@ -158,8 +175,14 @@ def run_sweep(arm: str, n: int, epochs: int, tmp: str, repo: Path, env: dict) ->
     out = tempfile.mkdtemp(prefix=f"{arm}{n}-", dir=tmp)
     with open(out + ".log", "w") as log:
         started = time.perf_counter()
-        proc = subprocess.run(command(arm, n, epochs, out, repo), cwd=repo if arm != "anchor" else c.REPO, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            command(arm, n, epochs, out, repo),
+            cwd=repo if arm != "anchor" else c.REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         wall = time.perf_counter() - started
     if proc.returncode:
         sys.exit(f"{arm} ({n} trials) failed:\n{Path(out + '.log').read_text()[-3000:]}")
@@ -169,8 +192,14 @@ def run_sweep(arm: str, n: int, epochs: int, tmp: str, repo: Path, env: dict) ->
     after = time.perf_counter() - started - wall
     jobs = job_dirs(out)
     trains = [train_seconds(arm, j) for j in jobs]
-    return {"wall": wall, "train": sum(trains), "trials": len(jobs), "dir": out, "after_exit": after,
-            "cycles": cycles(jobs, trains)}
+    return {
+        "wall": wall,
+        "train": sum(trains),
+        "trials": len(jobs),
+        "dir": out,
+        "after_exit": after,
+        "cycles": cycles(jobs, trains),
+    }
 
 
 # -- the comparison ------------------------------------------------------------------------------------
@@ -179,8 +208,13 @@ def figures(lo: dict, hi: dict, floor: float) -> dict:
     per_trial = statistics.median(lo["cycles"] + hi["cycles"])
     fixed = statistics.mean(r["wall"] - r["train"] - r["trials"] * per_trial for r in (lo, hi))
     slope = ((hi["wall"] - hi["train"]) - (lo["wall"] - lo["train"])) / max(hi["trials"] - lo["trials"], 1)
-    return {"per_trial_ms": 1000 * per_trial, "slope_ms": 1000 * slope, "fixed_s": fixed,
-            "beyond_floor_s": fixed - floor, "wall_over_train": hi["wall"] / hi["train"]}
+    return {
+        "per_trial_ms": 1000 * per_trial,
+        "slope_ms": 1000 * slope,
+        "fixed_s": fixed,
+        "beyond_floor_s": fixed - floor,
+        "wall_over_train": hi["wall"] / hi["train"],
+    }
 
 
 def span(xs: list[float], fmt: str) -> str:
@@ -191,23 +225,31 @@ def span(xs: list[float], fmt: str) -> str:
 
 def report(runs: dict, floors: list[list[float]], reps: int, n_lo: int, n_hi: int) -> None:
     arms = ("anchor", "lr-sweep")
-    print("\nraw runs (s): arm, trials asked, repetition: wall, train, trials run, wall - train, median cycle "
-          "beyond training (ms), background work after exit (not in wall)")
+    print(
+        "\nraw runs (s): arm, trials asked, repetition: wall, train, trials run, wall - train, median cycle "
+        "beyond training (ms), background work after exit (not in wall)"
+    )
     for (arm, n), rs in sorted(runs.items()):
         for i, r in enumerate(rs):
-            print(f"  {arm:8s} {n:3d}  rep {i}: wall {r['wall']:7.2f}  train {r['train']:7.2f}  trials {r['trials']:3d}"
-                  f"  wall-train {r['wall'] - r['train']:6.2f}  cycle {1000 * statistics.median(r['cycles']):5.0f}"
-                  f"  after exit {r['after_exit']:5.2f}")
-    print("  floor (import torch + first optimizer, a whole process): "
-          + ", ".join(f"rep {i}: " + " ".join(f"{x:.2f}" for x in f) for i, f in enumerate(floors)))
+            print(
+                f"  {arm:8s} {n:3d}  rep {i}: wall {r['wall']:7.2f}  train {r['train']:7.2f}  trials {r['trials']:3d}"
+                f"  wall-train {r['wall'] - r['train']:6.2f}  cycle {1000 * statistics.median(r['cycles']):5.0f}"
+                f"  after exit {r['after_exit']:5.2f}"
+            )
+    print(
+        "  floor (import torch + first optimizer, a whole process): "
+        + ", ".join(f"rep {i}: " + " ".join(f"{x:.2f}" for x in f) for i, f in enumerate(floors))
+    )
     floor = [statistics.median(f) for f in floors]
     fig = {a: [figures(runs[(a, n_lo)][i], runs[(a, n_hi)][i], floor[i]) for i in range(reps)] for a in arms}
     rows = []
-    names = {"per_trial_ms": ("cost per extra trial, beyond training (ms)", "{:.0f}"),
-             "slope_ms": (f"  cross-check: slope {n_lo} -> {n_hi} trials (ms)", "{:.0f}"),
-             "fixed_s": ("fixed cost of a sweep (s)", "{:.2f}"),
-             "beyond_floor_s": ("  fixed cost beyond the floor (s)", "{:.2f}"),
-             "wall_over_train": (f"wall / summed training, {n_hi} trials", "{:.2f}x")}
+    names = {
+        "per_trial_ms": ("cost per extra trial, beyond training (ms)", "{:.0f}"),
+        "slope_ms": (f"  cross-check: slope {n_lo} -> {n_hi} trials (ms)", "{:.0f}"),
+        "fixed_s": ("fixed cost of a sweep (s)", "{:.2f}"),
+        "beyond_floor_s": ("  fixed cost beyond the floor (s)", "{:.2f}"),
+        "wall_over_train": (f"wall / summed training, {n_hi} trials", "{:.2f}x"),
+    }
     for key, (label, fmt) in names.items():
         a, s = [f[key] for f in fig["anchor"]], [f[key] for f in fig["lr-sweep"]]
         ratios = [si / ai for si, ai in zip(s, a)] if all(ai > 0 for ai in a) else []
@@ -220,10 +262,15 @@ def report(runs: dict, floors: list[list[float]], reps: int, n_lo: int, n_hi: in
         else:
             target = met = ""
         rows.append([label, span(a, fmt), span(s, fmt), span(ratios, "{:.2f}") if ratios else "", target, met])
-    print(f"\n{reps} interleaved repetition(s), {n_lo} and {n_hi} trials; ranges over repetitions "
-          f"(a shared, noisy machine: other processes ran alongside); the floor: {span(floor, '{:.2f}')} s")
-    print(c.table(["", "hydra-optuna-sweeper 1.3.0 + optuna 2.10.1", "lr-sweep", "lr-sweep / anchor", "target",
-                   "met"], rows))
+    print(
+        f"\n{reps} interleaved repetition(s), {n_lo} and {n_hi} trials; ranges over repetitions "
+        f"(a shared, noisy machine: other processes ran alongside); the floor: {span(floor, '{:.2f}')} s"
+    )
+    print(
+        c.table(
+            ["", "hydra-optuna-sweeper 1.3.0 + optuna 2.10.1", "lr-sweep", "lr-sweep / anchor", "target", "met"], rows
+        )
+    )
 
 
 def thread_env(n: int) -> dict:
@@ -253,8 +300,11 @@ def bench(args: argparse.Namespace) -> None:
             arm, n = jobs[(rep + k) % len(jobs)]
             r = run_sweep(arm, n, epochs, tmp, repo, env)
             runs[(arm, n)].append(r)
-            print(f"  rep {rep} {arm:8s} {n:3d} trials: wall {r['wall']:.1f} s, train {r['train']:.1f} s, "
-                  f"trials run {r['trials']}, background work after exit {r['after_exit']:.1f} s", flush=True)
+            print(
+                f"  rep {rep} {arm:8s} {n:3d} trials: wall {r['wall']:.1f} s, train {r['train']:.1f} s, "
+                f"trials run {r['trials']}, background work after exit {r['after_exit']:.1f} s",
+                flush=True,
+            )
     report(runs, floors, reps, n_lo, n_hi)
 
 
@@ -326,10 +376,17 @@ def import_times(repo: Path, env: dict, tmp: str, top: int) -> list[tuple[str, f
     """The costliest imports a 3-trial sweep runs from its own code (python -X importtime): the import
     statements not nested in another import, lazy ones inside functions included, cumulative ms."""
     out = tempfile.mkdtemp(prefix="importtime-", dir=tmp)
-    proc = subprocess.run([c.PY, "-X", "importtime", str(repo / "train.py"), *lr_sweep_args(3, 1, out)], cwd=repo,
-                          env=env, capture_output=True, text=True)
-    found = [(m.group(2), int(m.group(1)) / 1000) for m in
-             re.finditer(r"^import time:\s+\d+ \|\s+(\d+) \| (\S+)$", proc.stderr, re.M)]
+    proc = subprocess.run(
+        [c.PY, "-X", "importtime", str(repo / "train.py"), *lr_sweep_args(3, 1, out)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    found = [
+        (m.group(2), int(m.group(1)) / 1000)
+        for m in re.finditer(r"^import time:\s+\d+ \|\s+(\d+) \| (\S+)$", proc.stderr, re.M)
+    ]
     return sorted(found, key=lambda kv: -kv[1])[:top]
 
 
@@ -338,14 +395,23 @@ def profiled_sweep(repo: Path, n: int, epochs: int, env: dict, tmp: str) -> dict
     import pstats
 
     sweep_dir, prof = os.path.join(tmp, f"sweep{n}"), os.path.join(tmp, f"sweep{n}.prof")
-    subprocess.run([c.PY, __file__, "--profile-child", prof, "--repo", str(repo), "--",
-                    *lr_sweep_args(n, epochs, sweep_dir)], cwd=repo, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [c.PY, __file__, "--profile-child", prof, "--repo", str(repo), "--", *lr_sweep_args(n, epochs, sweep_dir)],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     while stragglers(sweep_dir):  # background work (plots) would slow the next run
         time.sleep(0.1)
     stats = {k: (v[1], v[3]) for k, v in pstats.Stats(prof).stats.items()}
     jobs = job_dirs(sweep_dir)
-    return {"stats": stats, "wall": float(Path(prof + ".wall").read_text()), "trials": len(jobs),
-            "train": sum(train_seconds("lr-sweep", j) for j in jobs)}
+    return {
+        "stats": stats,
+        "wall": float(Path(prof + ".wall").read_text()),
+        "trials": len(jobs),
+        "train": sum(train_seconds("lr-sweep", j) for j in jobs),
+    }
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -360,16 +426,19 @@ def profile(args: argparse.Namespace) -> None:
     extra = hi["trials"] - lo["trials"]
     over = [r["wall"] - r["train"] for r in (lo, hi)]
     per_trial = (over[1] - over[0]) / extra
-    print(f"lr-sweep tree: {repo}; sweeps of {lo['trials']} and {hi['trials']} trials x {args.profile_epochs} "
-          f"epoch(s) in-process under cProfile, which inflates Python-heavy code (read shares):\n"
-          f"wall - epochs: {over[0]:.2f} s and {over[1]:.2f} s -> {1000 * per_trial:.0f} ms per extra trial, "
-          f"{over[0] - lo['trials'] * per_trial:.2f} s once per sweep "
-          "(work left to a background process, e.g. plots, is not included)")
+    print(
+        f"lr-sweep tree: {repo}; sweeps of {lo['trials']} and {hi['trials']} trials x {args.profile_epochs} "
+        f"epoch(s) in-process under cProfile, which inflates Python-heavy code (read shares):\n"
+        f"wall - epochs: {over[0]:.2f} s and {over[1]:.2f} s -> {1000 * per_trial:.0f} ms per extra trial, "
+        f"{over[0] - lo['trials'] * per_trial:.2f} s once per sweep "
+        "(work left to a background process, e.g. plots, is not included)"
+    )
 
     def split(keys: list) -> tuple[float, float, float, float]:
         """(calls per extra trial, ms per extra trial, calls once, ms once) of the functions `keys`."""
-        (c_lo, t_lo), (c_hi, t_hi) = [[sum(r["stats"].get(k, (0, 0.0))[i] for k in keys) for i in (0, 1)]
-                                      for r in (lo, hi)]
+        (c_lo, t_lo), (c_hi, t_hi) = [
+            [sum(r["stats"].get(k, (0, 0.0))[i] for k in keys) for i in (0, 1)] for r in (lo, hi)
+        ]
         m_calls, m_ms = (c_hi - c_lo) / extra, 1000 * (t_hi - t_lo) / extra
         return m_calls, m_ms, c_lo - lo["trials"] * m_calls, 1000 * t_lo - lo["trials"] * m_ms
 
@@ -386,16 +455,26 @@ def profile(args: argparse.Namespace) -> None:
     for k in every:
         path = k[0].replace("\\", "/")
         if path.startswith(str(repo) + "/") and "/.venv/" not in path and not k[2].startswith("<"):
-            own.append([f"{path[len(str(repo)) + 1:]}:{k[1]} {k[2]}", *split([k])])
+            own.append([f"{path[len(str(repo)) + 1 :]}:{k[1]} {k[2]}", *split([k])])
     print(f"\nlr-sweep's own functions, top {args.profile_top} by ms per extra trial (cumulative)")
-    print(c.table(["function", "calls / trial", "ms / trial", "calls once", "ms once"],
-                  sorted(own, key=lambda r: -r[2])[:args.profile_top]))
+    print(
+        c.table(
+            ["function", "calls / trial", "ms / trial", "calls once", "ms once"],
+            sorted(own, key=lambda r: -r[2])[: args.profile_top],
+        )
+    )
     print(f"\nlr-sweep's own functions, top {args.profile_top} by ms once per sweep (cumulative)")
-    print(c.table(["function", "calls / trial", "ms / trial", "calls once", "ms once"],
-                  sorted(own, key=lambda r: -r[4])[:args.profile_top]))
+    print(
+        c.table(
+            ["function", "calls / trial", "ms / trial", "calls once", "ms once"],
+            sorted(own, key=lambda r: -r[4])[: args.profile_top],
+        )
+    )
 
-    print("\nimports a 3-trial sweep runs from its own code, costliest first (python -X importtime, no profiler; "
-          "not nested in another import; lazy imports inside functions included)")
+    print(
+        "\nimports a 3-trial sweep runs from its own code, costliest first (python -X importtime, no profiler; "
+        "not nested in another import; lazy imports inside functions included)"
+    )
     print(c.table(["module", "cumulative ms"], [[k, v] for k, v in import_times(repo, env, tmp, 15)]))
 
 
@@ -403,8 +482,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, help="repetitions (default 2, --quick 1)")
     ap.add_argument("--quick", action="store_true", help="1 repetition of 3 and 5 trials x 2 epochs (a smoke check)")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch threads in both programs (default 0: torch's default)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads in both programs (default 0: torch's default)"
+    )
     ap.add_argument("--repo", default=str(c.REPO), help="the lr-sweep tree whose train.py runs (default: this one)")
     ap.add_argument("--build-only", action="store_true", help="build the anchor's venv and stop")
     ap.add_argument("--profile", action="store_true", help="profile one lr-sweep sweep instead of the comparison")

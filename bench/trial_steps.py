@@ -58,6 +58,7 @@ def timed(calls: dict[str, list[float]], label: str, fn):
             return fn(*args, **kwargs)
         finally:
             calls[label].append(time.perf_counter() - started)
+
     return wrapper
 
 
@@ -93,8 +94,16 @@ def child(mode: str, trials: int, epochs: int, out: str) -> None:
 
     gc.callbacks.append(on_gc)
     os.chdir(c.REPO)
-    sys.argv = [str(c.REPO / "train.py"), "-m", "search=lr", "hydra.sweeper.pruner=none", "hydra.sweeper.plots=false",
-                f"trainer.epochs={epochs}", f"hydra.sweeper.n_trials={trials}", f"hydra.sweep.dir={out}"]
+    sys.argv = [
+        str(c.REPO / "train.py"),
+        "-m",
+        "search=lr",
+        "hydra.sweeper.pruner=none",
+        "hydra.sweeper.plots=false",
+        f"trainer.epochs={epochs}",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweep.dir={out}",
+    ]
     started = time.perf_counter()
     runpy.run_path(sys.argv[0], run_name="__main__")
     wall = time.perf_counter() - started
@@ -103,15 +112,18 @@ def child(mode: str, trials: int, epochs: int, out: str) -> None:
     epoch_s = [sum(float(x) for x in EPOCH_MS.findall(p.read_text())) / 1000 for p in logs]
     cycles = [asks[k + 1] - asks[k] - epoch_s[k] for k in range(1, trials)]
     steps = {label: 1000 * statistics.median(v[1:] or v) for label, v in calls.items() if v}
-    print(json.dumps({"wall": wall, "cycle_ms": 1000 * statistics.median(cycles), "steps": steps,
-                      "gc": gc_time}))
+    print(json.dumps({"wall": wall, "cycle_ms": 1000 * statistics.median(cycles), "steps": steps, "gc": gc_time}))
 
 
 def run(mode: str, args: argparse.Namespace) -> dict:
     out = tempfile.mkdtemp(prefix=f"trial-steps-{mode}-")
     env = {**os.environ, **(c.threads(args.threads) if args.threads else {})}
-    proc = subprocess.run([c.PY, __file__, "--child", mode, "--trials", str(args.trials), "--epochs",
-                           str(args.epochs), "--out", out], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [c.PY, __file__, "--child", mode, "--trials", str(args.trials), "--epochs", str(args.epochs), "--out", out],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if proc.returncode:
         sys.exit(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -128,15 +140,23 @@ def main() -> None:
     if args.child:
         return child(args.child, args.trials, args.epochs, args.out)
     paused, always_on = run("paused", args), run("on", args)
-    print(f"a sweep of {args.trials} trials x {args.epochs} epoch(s), in one process; medians over trials "
-          f"1..{args.trials - 1}\n")
+    print(
+        f"a sweep of {args.trials} trials x {args.epochs} epoch(s), in one process; medians over trials "
+        f"1..{args.trials - 1}\n"
+    )
     rows = [[label, ms] for label, ms in paused["steps"].items()]
     rows.append(["a trial's whole cycle, less its epochs", paused["cycle_ms"]])
     print(c.table(["step (GC paused at start-up, as train.py)", "ms"], rows))
     print()
-    print(c.table(["GC", "wall s", "GC in start-up and trial 0 s", "GC in the other trials s"],
-                  [[name, r["wall"], r["gc"]["start-up"], r["gc"]["trials"]]
-                   for name, r in (("paused at start-up (train.py)", paused), ("on throughout", always_on))]))
+    print(
+        c.table(
+            ["GC", "wall s", "GC in start-up and trial 0 s", "GC in the other trials s"],
+            [
+                [name, r["wall"], r["gc"]["start-up"], r["gc"]["trials"]]
+                for name, r in (("paused at start-up (train.py)", paused), ("on throughout", always_on))
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

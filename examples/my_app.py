@@ -34,8 +34,9 @@ class SpiralNet(nn.Module):
 
     def __init__(self, width: int, classes: int = 3) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Linear(2, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                                      nn.Linear(width, width), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Linear(2, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
+        )
         self.classifier = nn.Linear(width, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,10 +82,12 @@ def main(cfg: DictConfig) -> float:
     for epoch in range(1, tr.epochs + 1):  # counted from 1, as the logs, the pruner and the reasons say
         order = torch.randperm(len(y_train))
         for i in range(0, len(order), tr.batch_size):
-            batch = order[i:i + tr.batch_size]
+            batch = order[i : i + tr.batch_size]
             loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
             if not math.isfinite(loss.item()):
-                trial.finish(Outcome(Status.FAILED, None, f"diverged at epoch {epoch}/{tr.epochs}: loss={loss.item()}", epoch))
+                trial.finish(
+                    Outcome(Status.FAILED, None, f"diverged at epoch {epoch}/{tr.epochs}: loss={loss.item()}", epoch)
+                )
                 return float("nan")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -96,7 +99,9 @@ def main(cfg: DictConfig) -> float:
         log.info("epoch %d/%d  val/loss %.4f  val/acc %.4f  lr %s", epoch, tr.epochs, val_loss, val_acc, lrs)
         trial.report(val_acc, epoch)
         if trial.should_prune():
-            trial.finish(Outcome(Status.PRUNED, None, f"pruned after epoch {epoch}/{tr.epochs} (val/acc={val_acc:.4g})", epoch))
+            trial.finish(
+                Outcome(Status.PRUNED, None, f"pruned after epoch {epoch}/{tr.epochs} (val/acc={val_acc:.4g})", epoch)
+            )
             return val_acc
     trial.finish(complete(val_acc, tr.epochs))
     return val_acc

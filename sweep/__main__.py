@@ -17,8 +17,10 @@ COMMANDS = {"status": "sweep.search.status", "plots": "sweep.search.plots", "rep
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m sweep {{{','.join(COMMANDS)}}} ...  (e.g. python -m sweep status runs/sweep1)",
-              file=sys.stderr)
+        print(
+            f"usage: python -m sweep {{{','.join(COMMANDS)}}} ...  (e.g. python -m sweep status runs/sweep1)",
+            file=sys.stderr,
+        )
         return 2
     return int(importlib.import_module(COMMANDS[argv[0]]).main(argv[1:]) or 0)
 

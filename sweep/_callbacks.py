@@ -100,6 +100,9 @@ def plateau_metric(metrics: Mapping[str, Any], monitor: str, names: Iterable[str
     """The value `schedule.monitor` names, for plateau; a ConfigError naming what was logged if absent."""
     value = find_metric(metrics, names)
     if value is None:
-        raise ConfigError("schedule.monitor", monitor,
-                          f"a metric logged at validation (logged: {', '.join(sorted(metrics)) or 'none'})")
+        raise ConfigError(
+            "schedule.monitor",
+            monitor,
+            f"a metric logged at validation (logged: {', '.join(sorted(metrics)) or 'none'})",
+        )
     return value

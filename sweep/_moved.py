@@ -9,8 +9,9 @@ import importlib.abc
 import importlib.util
 import sys
 import warnings
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 MOVED = {
     "sweep.batched": "sweep.batched.stack",

@@ -94,8 +94,15 @@ class LRSweepCallback(TrainerCallback):
         """How the run ended, once training has ended (None before)."""
         return self.feed.trial.outcome if self.feed.finished else None
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Mapping[str, Any] | None = None,
-                    lr_scheduler: Any = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: Mapping[str, Any] | None = None,
+        lr_scheduler: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if self.feed.finished:  # trainer.evaluate() after training: the trial has ended
             return
         metrics = metrics or {}
@@ -126,8 +133,12 @@ def steps_of(args: Any, batches: int | None) -> tuple[int, int]:
     process's train dataloader per epoch (None: the data has no length)."""
     accumulate = max(1, int(args.gradient_accumulation_steps))
     if batches is None:
-        check(args.max_steps > 0, "max_steps", args.max_steps,
-              "a number of updates > 0 when the training data has no length (TrainingArguments)")
+        check(
+            args.max_steps > 0,
+            "max_steps",
+            args.max_steps,
+            "a number of updates > 0 when the training data has no length (TrainingArguments)",
+        )
         return int(args.max_steps), 1
     per_epoch = max(1, math.ceil(batches / accumulate))
     if args.max_steps > 0:
@@ -146,8 +157,14 @@ def _batches(args: Any, dataset: Any) -> int | None:
     return math.ceil(total / max(1, int(args.world_size)))
 
 
-def optimizers(model: Any, optimizer_cfg: Mapping[str, Any], groups_cfg: Mapping[str, Any],
-               schedule_cfg: Mapping[str, Any], args: Any = None, train_dataset: Any = None) -> tuple[Any, ScheduleLR]:
+def optimizers(
+    model: Any,
+    optimizer_cfg: Mapping[str, Any],
+    groups_cfg: Mapping[str, Any],
+    schedule_cfg: Mapping[str, Any],
+    args: Any = None,
+    train_dataset: Any = None,
+) -> tuple[Any, ScheduleLR]:
     """`(optimizer, scheduler)` for `Trainer(optimizers=...)`: lr-sweep's optimizer over the layer
     groups of `model` and its per-update scheduler over the updates the Trainer will run. `model`
     is the model (then `args`, its TrainingArguments, and `train_dataset` are needed) or a Trainer
@@ -171,13 +188,20 @@ def optimizers(model: Any, optimizer_cfg: Mapping[str, Any], groups_cfg: Mapping
     per_epoch, epochs = steps_of(args, batches)
     scheduler = build_scheduler(optimizer, schedule_cfg, per_epoch, epochs)
     if scheduler.monitor:
-        fed = trainer is not None and any(isinstance(cb, LRSweepCallback)
-                                          for cb in trainer.callback_handler.callbacks)
+        fed = trainer is not None and any(isinstance(cb, LRSweepCallback) for cb in trainer.callback_handler.callbacks)
         if not fed:
-            raise ConfigError("schedule", "plateau", "a schedule other than plateau, or sweep.hf.optimizers(trainer, "
-                              f"...) on a Trainer whose callbacks include sweep.hf.LRSweepCallback (it feeds plateau "
-                              f"{scheduler.monitor} after each evaluation)")
+            raise ConfigError(
+                "schedule",
+                "plateau",
+                "a schedule other than plateau, or sweep.hf.optimizers(trainer, "
+                f"...) on a Trainer whose callbacks include sweep.hf.LRSweepCallback (it feeds plateau "
+                f"{scheduler.monitor} after each evaluation)",
+            )
     opt = plain(optimizer_cfg)
-    log.info("layer groups (%d updates per epoch, %d epochs):\n%s", per_epoch, epochs,
-             group_table(groups, float(opt["lr"]), float(opt.get("weight_decay", 0.0))))
+    log.info(
+        "layer groups (%d updates per epoch, %d epochs):\n%s",
+        per_epoch,
+        epochs,
+        group_table(groups, float(opt["lr"]), float(opt.get("weight_decay", 0.0))),
+    )
     return optimizer, scheduler

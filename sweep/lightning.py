@@ -122,8 +122,9 @@ def steps_of(trainer: Any) -> tuple[int, int]:
     total = trainer.estimated_stepping_batches  # sets up the train dataloader when needed
     batches = trainer.num_training_batches
     if not isinstance(total, (int, float)) or not math.isfinite(total) or total < 1:
-        raise ConfigError("trainer.max_steps", trainer.max_steps,
-                          "a number of updates >= 1 when the training data has no length")
+        raise ConfigError(
+            "trainer.max_steps", trainer.max_steps, "a number of updates >= 1 when the training data has no length"
+        )
     if not math.isfinite(batches):  # an iterable data set without a length: max_steps updates in one epoch
         return int(total), 1
     per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
@@ -131,8 +132,13 @@ def steps_of(trainer: Any) -> tuple[int, int]:
     return per_epoch, epochs
 
 
-def configure_optimizers(module: Any, optimizer_cfg: Mapping[str, Any], groups_cfg: Mapping[str, Any],
-                         schedule_cfg: Mapping[str, Any], model: nn.Module | None = None) -> dict[str, Any]:
+def configure_optimizers(
+    module: Any,
+    optimizer_cfg: Mapping[str, Any],
+    groups_cfg: Mapping[str, Any],
+    schedule_cfg: Mapping[str, Any],
+    model: nn.Module | None = None,
+) -> dict[str, Any]:
     """What `LightningModule.configure_optimizers` returns: lr-sweep's optimizer over the layer groups
     of `model` (default: the module itself) and its per-update scheduler, laid out over the epochs
     and updates `module.trainer` will run. The configs are lr-sweep's optimizer, groups and schedule
@@ -144,11 +150,19 @@ def configure_optimizers(module: Any, optimizer_cfg: Mapping[str, Any], groups_c
     per_epoch, epochs = steps_of(trainer)
     scheduler = build_scheduler(optimizer, schedule_cfg, per_epoch, epochs)
     if scheduler.monitor:
-        check(any(isinstance(cb, LRSweepCallback) for cb in trainer.callbacks), "schedule",
-              "plateau", "a schedule other than plateau, or sweep.lightning.LRSweepCallback in the Trainer's "
-              f"callbacks (it feeds plateau {scheduler.monitor} after each validation)")
+        check(
+            any(isinstance(cb, LRSweepCallback) for cb in trainer.callbacks),
+            "schedule",
+            "plateau",
+            "a schedule other than plateau, or sweep.lightning.LRSweepCallback in the Trainer's "
+            f"callbacks (it feeds plateau {scheduler.monitor} after each validation)",
+        )
     if trainer.is_global_zero:
         opt = plain(optimizer_cfg)
-        log.info("layer groups (%d updates per epoch, %d epochs):\n%s", per_epoch, epochs,
-                 group_table(groups, float(opt["lr"]), float(opt.get("weight_decay", 0.0))))
+        log.info(
+            "layer groups (%d updates per epoch, %d epochs):\n%s",
+            per_epoch,
+            epochs,
+            group_table(groups, float(opt["lr"]), float(opt.get("weight_decay", 0.0))),
+        )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

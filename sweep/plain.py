@@ -8,7 +8,8 @@ number, and a ListConfig is a list.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, TypeGuard
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeGuard
 
 
 def plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:

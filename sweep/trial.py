@@ -12,8 +12,9 @@ import contextlib
 import contextvars
 import enum
 import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 OUTCOME_ATTR = "outcome"
 
@@ -29,8 +30,9 @@ class Status(str, enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-def diverged_reason(epoch: int, epochs: int, metric: str, value: float, update: int | None = None,
-                    updates: int | None = None) -> str:
+def diverged_reason(
+    epoch: int, epochs: int, metric: str, value: float, update: int | None = None, updates: int | None = None
+) -> str:
     """Why a run failed on a non-finite value, counted from 1: "diverged at epoch 1/20, update 17/23:
     loss=nan" (a training loss) or "diverged at epoch 3/20: val/loss=inf" (a validation metric)."""
     where = f"epoch {epoch}/{epochs}" + ("" if update is None else f", update {update}/{updates}")
@@ -66,7 +68,7 @@ class Outcome:
         return {**asdict(self), "status": self.status.value}
 
     @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> "Outcome":
+    def from_dict(d: Mapping[str, Any]) -> Outcome:
         return Outcome(Status(d["status"]), d.get("value"), str(d.get("reason", "")), int(d.get("epochs", 0)))
 
 
@@ -152,7 +154,8 @@ class FollowerTrial(NoTrial):
 
 
 _HANDED_OVER: contextvars.ContextVar[tuple[NoTrial, ...] | None] = contextvars.ContextVar(
-    "lr_sweep_handed_over", default=None)
+    "lr_sweep_handed_over", default=None
+)
 
 
 @contextlib.contextmanager

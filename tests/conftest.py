@@ -14,12 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ["data=synthetic", "trainer.epochs=3", "trainer.batch_size=64"]
 
 
-def run_train(*args: str, cwd: Path | None = None, timeout: float = 600, check: bool = False,
-              env: dict | None = None) -> subprocess.CompletedProcess:
+def run_train(
+    *args: str, cwd: Path | None = None, timeout: float = 600, check: bool = False, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """`python train.py ARGS` in a subprocess; returns the completed process (stdout+stderr text)."""
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd or REPO,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})},
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

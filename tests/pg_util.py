@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 URL = os.environ.get("LRSWEEP_TEST_POSTGRES_URL")
 

@@ -8,7 +8,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -92,10 +91,12 @@ def test_relative_links_point_to_existing_files_and_headings(page: Path):
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_commands_name_config_group_options_that_exist(page: Path):
-    missing = [f"{command!r}: conf/{group}/{option}.yaml"
-               for command in train_commands(page.read_text())
-               for group, option in group_choices(command)
-               if not (CONF / group / f"{option}.yaml").is_file()]
+    missing = [
+        f"{command!r}: conf/{group}/{option}.yaml"
+        for command in train_commands(page.read_text())
+        for group, option in group_choices(command)
+        if not (CONF / group / f"{option}.yaml").is_file()
+    ]
     assert not missing, f"{page_id(page)}: " + "; ".join(missing)
 
 
@@ -107,12 +108,16 @@ def test_the_readme_has_train_commands_and_they_are_checked():
 
 def test_the_checks_catch_what_they_are_for():
     assert group_choices("python train.py -m search=lr schedule=step,cosine 'x=choice(a,b)' +model.width=3") == [
-        ("search", "lr"), ("schedule", "step"), ("schedule", "cosine")]
+        ("search", "lr"),
+        ("schedule", "step"),
+        ("schedule", "cosine"),
+    ]
     assert ("schedule", "nosuch") in group_choices("python train.py schedule=nosuch")
     assert slug("Measured: one LR vs backbone/head (`x`)") == "measured-one-lr-vs-backbonehead-x"
     assert LINK.findall(prose("see [a](docs/a.md#b) and `[c](d)` and ![img](e.png)")) == ["docs/a.md#b"]
     assert train_commands("```bash\npython train.py \\\n    data=wine  # a comment\n```\n") == [
-        "python train.py data=wine"]
+        "python train.py data=wine"
+    ]
 
 
 def test_every_docs_page_starts_with_a_one_line_summary():

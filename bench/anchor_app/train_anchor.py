@@ -89,10 +89,12 @@ def main(cfg: DictConfig) -> float:
     x_train, y_train, x_val, y_val = load_digits(cfg.data)
     model = MLP(x_train.shape[1], int(y_train.max()) + 1, list(cfg.model.hidden))
     lr, mult = float(cfg.optimizer.lr), float(cfg.groups.head_lr_mult)
-    optimizer = torch.optim.SGD([{"params": model.backbone.parameters(), "lr": lr},
-                                 {"params": model.head.parameters(), "lr": lr * mult}],
-                                lr=lr, momentum=float(cfg.optimizer.momentum),
-                                weight_decay=float(cfg.optimizer.weight_decay))
+    optimizer = torch.optim.SGD(
+        [{"params": model.backbone.parameters(), "lr": lr}, {"params": model.head.parameters(), "lr": lr * mult}],
+        lr=lr,
+        momentum=float(cfg.optimizer.momentum),
+        weight_decay=float(cfg.optimizer.weight_decay),
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, int(cfg.schedule.step_size), float(cfg.schedule.gamma))
     generator = torch.Generator().manual_seed(int(cfg.trainer.seed))
     bs, n = int(cfg.trainer.batch_size), len(y_train)
@@ -103,7 +105,7 @@ def main(cfg: DictConfig) -> float:
         order = torch.randperm(n, generator=generator)
         loss_sum, n_batches = 0.0, 0
         for i in range(0, n, bs):
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             loss = nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -113,8 +115,15 @@ def main(cfg: DictConfig) -> float:
         scheduler.step()
         val_loss, val_acc = accuracy(model, x_val, y_val)
         epoch_ms.append(1000 * (time.perf_counter() - started))
-        log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  val/acc %.4f  (%.0f ms)", epoch + 1,
-                 cfg.trainer.epochs, loss_sum / n_batches, val_loss, val_acc, epoch_ms[-1])
+        log.info(
+            "epoch %d/%d  train/loss %.4f  val/loss %.4f  val/acc %.4f  (%.0f ms)",
+            epoch + 1,
+            cfg.trainer.epochs,
+            loss_sum / n_batches,
+            val_loss,
+            val_acc,
+            epoch_ms[-1],
+        )
         if not np.isfinite(val_loss):
             break
     with open(os.path.join(HydraConfig.get().runtime.output_dir, "epochs.json"), "w") as f:

@@ -61,6 +61,7 @@ class LRSweeper(Sweeper):
 ConfigStore.instance().store(group="hydra/sweeper", name="lr_sweep", node=SweeperConf, provider="lr-sweep")
 
 if importlib.util.find_spec(OPTUNA_PLUGIN) is None:
+
     class OptunaSweeper(LRSweeper):
         """lr-sweep's sweeper under the Hydra Optuna plugin's class name (see the module docstring)."""
 

@@ -20,13 +20,23 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sweep.errors import app_name
 
 SWEEP_VALUE = re.compile(r"^\s*(choice|range|interval|tag|glob|shuffle|sort|int|float|str|bool)\s*\(|,")
-OPTION_WITH_VALUE = {"-cn", "-cp", "-cd", "--config-name", "--config-path", "--config-dir",
-                     "--experimental-rerun", "--info", "-i"}
+OPTION_WITH_VALUE = {
+    "-cn",
+    "-cp",
+    "-cd",
+    "--config-name",
+    "--config-path",
+    "--config-dir",
+    "--experimental-rerun",
+    "--info",
+    "-i",
+}
 
 
 def group_options(conf_dir: str, group: str) -> list[str]:
@@ -66,6 +76,7 @@ def unknown_choice(argv: Sequence[str], conf_dir: str) -> str | None:
 
 # ------------------------------------------------------------------------------------ unknown keys
 
+
 def _load_yaml(path: str) -> tuple[dict[str, Any], bool]:
     """(the file's mapping, whether it is `# @package _global_`)."""
     import yaml
@@ -102,8 +113,9 @@ def _defaults(node: dict[str, Any]) -> list[tuple[str, str | None]]:
     return out
 
 
-def _file_keys(conf_dir: str, group: str, option: str, prefix: str, keys: set[str],
-               selected: dict[str, str | None], seen: set[str]) -> None:
+def _file_keys(
+    conf_dir: str, group: str, option: str, prefix: str, keys: set[str], selected: dict[str, str | None], seen: set[str]
+) -> None:
     path = os.path.join(conf_dir, group, f"{option}.yaml")
     if path in seen or not os.path.isfile(path):
         return
@@ -171,8 +183,9 @@ def nearest(key: str, keys: Iterable[str]) -> str | None:
     match = difflib.get_close_matches(key, leaves, n=1, cutoff=0.6)
     if not match:  # a typo in the parent (`optimzer.lr`): compare the last part within any parent
         tail = key.rsplit(".", 1)[-1]
-        match = [k for k in difflib.get_close_matches(key, [k for k in leaves if k.endswith("." + tail)], n=1,
-                                                      cutoff=0.4)]
+        match = [
+            k for k in difflib.get_close_matches(key, [k for k in leaves if k.endswith("." + tail)], n=1, cutoff=0.4)
+        ]
     return match[0] if match else None
 
 
@@ -187,8 +200,13 @@ def unknown_key(argv: Sequence[str], conf_dir: str, config_name: str = "train") 
     if not suspects:
         return None
     suspect_keys = {k for k, _ in suspects}
-    kept = [o for o in overrides if o.partition("=")[0] not in suspect_keys
-            and not o.startswith(("hydra.", "hydra/", "+hydra")) and not SWEEP_VALUE.search(o.partition("=")[2])]
+    kept = [
+        o
+        for o in overrides
+        if o.partition("=")[0] not in suspect_keys
+        and not o.startswith(("hydra.", "hydra/", "+hydra"))
+        and not SWEEP_VALUE.search(o.partition("=")[2])
+    ]
     try:
         keys = composed_keys(kept, conf_dir, config_name)
     except Exception:  # noqa: BLE001 - another override is bad too: let Hydra report it in full
@@ -198,8 +216,10 @@ def unknown_key(argv: Sequence[str], conf_dir: str, config_name: str = "train") 
             continue
         near = nearest(key, keys)
         hint = f"did you mean {near}? " if near else ""
-        return (f"error: {key}={value!r} is not allowed: a key of the config; {hint}"
-                f"(`python {app_name()} --cfg job` lists them; +{key}=... adds a new key)")
+        return (
+            f"error: {key}={value!r} is not allowed: a key of the config; {hint}"
+            f"(`python {app_name()} --cfg job` lists them; +{key}=... adds a new key)"
+        )
     return None
 
 
@@ -228,8 +248,11 @@ def _type_error(value: str, kind: Any) -> str | None:
         kind = next((a for a in args if a is not type(None)), Any)
     if value in ("null", "None") or value.startswith("${") or SWEEP_CALL.match(value):
         return None if optional or kind is Any or value.startswith("${") else "a value, not null"
-    checks = {int: (r"[+-]?\d+", "an integer"), float: (r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?inf|nan",
-                                                      "a number"), bool: (r"(?i)true|false", "true or false")}
+    checks = {
+        int: (r"[+-]?\d+", "an integer"),
+        float: (r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?inf|nan", "a number"),
+        bool: (r"(?i)true|false", "true or false"),
+    }
     if kind in checks and not re.fullmatch(checks[kind][0], value.strip()):
         return checks[kind][1] + (" or null" if optional else "")
     return None
@@ -264,12 +287,13 @@ def sweeper_error(argv: Sequence[str]) -> str | None:
         key = key.lstrip("+~")
         if not key.startswith("hydra.sweeper."):
             continue
-        parts = key[len("hydra.sweeper."):].split(".")
+        parts = key[len("hydra.sweeper.") :].split(".")
         if parts[0] not in names:
             near = difflib.get_close_matches(parts[0], names, n=1, cutoff=0.6)
             hint = f"did you mean hydra.sweeper.{near[0]}? " if near else ""
-            return (f"error: {key}={value!r} is not allowed: a setting of the sweeper; {hint}"
-                    f"(docs/sweeper.md lists them)")
+            return (
+                f"error: {key}={value!r} is not allowed: a setting of the sweeper; {hint}(docs/sweeper.md lists them)"
+            )
         wrong = _type_error(value, kinds[parts[0]]) if len(parts) == 1 else None
         if wrong:
             return f"error: {key}={value!r} is not allowed: {wrong}"

@@ -46,11 +46,14 @@ def check_batchable(model: nn.Module, batch: tuple[Any, torch.Tensor], task: Tas
             alone = [output_of(call_model(c.eval(), inputs)) for c in copies]
     except Exception as err:  # noqa: BLE001 - any failure means: not this model, run it sequentially
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise NotBatchable(f"{type(model).__name__} cannot be vmapped over trials "
-                           f"({type(err).__name__}: {first[:200]})") from err
+        raise NotBatchable(
+            f"{type(model).__name__} cannot be vmapped over trials ({type(err).__name__}: {first[:200]})"
+        ) from err
     if not all(torch.allclose(stacked[k], alone[k], rtol=1e-4, atol=1e-5) for k in range(2)):
-        raise NotBatchable(f"{type(model).__name__} gives other outputs when vmapped over trials "
-                           "(state kept outside its registered parameters and buffers?)")
+        raise NotBatchable(
+            f"{type(model).__name__} gives other outputs when vmapped over trials "
+            "(state kept outside its registered parameters and buffers?)"
+        )
 
 
 def _saved_bytes(model: nn.Module, batch: tuple[Any, torch.Tensor], task: Task) -> int:
@@ -81,8 +84,9 @@ def free_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def bytes_per_member(model: nn.Module, optimizer: str, batch: tuple[Any, torch.Tensor] | None = None,
-                     task: Task | None = None) -> int:
+def bytes_per_member(
+    model: nn.Module, optimizer: str, batch: tuple[Any, torch.Tensor] | None = None, task: Task | None = None
+) -> int:
     """Weights, gradients and optimizer state of one member, plus what one batch's backward keeps."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
@@ -90,15 +94,25 @@ def bytes_per_member(model: nn.Module, optimizer: str, batch: tuple[Any, torch.T
     return int(MARGIN * (weights * (2 + STATE_SLOTS.get(optimizer, 2)) + buffers + activations))
 
 
-def check_memory(k: int, model: nn.Module, device: torch.device, optimizer: str = "adam",
-                 batch: tuple[Any, torch.Tensor] | None = None, task: Task | None = None) -> int:
+def check_memory(
+    k: int,
+    model: nn.Module,
+    device: torch.device,
+    optimizer: str = "adam",
+    batch: tuple[Any, torch.Tensor] | None = None,
+    task: Task | None = None,
+) -> int:
     """Raise ConfigError naming hydra.sweeper.trials_per_job when K members would not fit in free
     memory; return the largest K that fits."""
     each = max(bytes_per_member(model, optimizer, batch, task), 1)
     free = free_bytes(torch.device(device))
     fits = free // each
     if k > fits:
-        raise ConfigError(KEY, k, f"at most {fits} trials of this model fit in the {free / 2**20:.0f} MiB free "
-                          f"on {device} (about {each / 2**20:.1f} MiB each: weights, gradients, optimizer "
-                          "state, one batch's activations)")
+        raise ConfigError(
+            KEY,
+            k,
+            f"at most {fits} trials of this model fit in the {free / 2**20:.0f} MiB free "
+            f"on {device} (about {each / 2**20:.1f} MiB each: weights, gradients, optimizer "
+            "state, one batch's activations)",
+        )
     return int(fits)

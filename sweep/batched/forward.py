@@ -8,7 +8,8 @@ such a model trains batched, but not bit-equal to its sequential run.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,13 +64,16 @@ class StackedModel:
         self.task = task
         self.param_names = list(self.params)
         aliases: dict[int, str] = {}
-        for name, t in [*self.base.named_parameters(remove_duplicate=False),
-                        *self.base.named_buffers(remove_duplicate=False)]:
+        for name, t in [
+            *self.base.named_parameters(remove_duplicate=False),
+            *self.base.named_buffers(remove_duplicate=False),
+        ]:
             aliases.setdefault(id(t), name)
         self.state_keys = {key: aliases[id(t)] for key, t in self.base.state_dict(keep_vars=True).items()}
 
         self.linear_chain = linear_chain(self.base) if batched_layers else None
         if self.linear_chain is None:
+
             def one_output(params: dict, buffers: dict, x: Any) -> torch.Tensor:
                 return output_of(call(self.base, (params, buffers), x))
 
@@ -125,6 +129,7 @@ class StackedModel:
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the members at `keep`."""
-        self.params = {n: p.detach().index_select(0, keep).requires_grad_(p.requires_grad)
-                       for n, p in self.params.items()}
+        self.params = {
+            n: p.detach().index_select(0, keep).requires_grad_(p.requires_grad) for n, p in self.params.items()
+        }
         self.buffers = {n: b.index_select(0, keep) for n, b in self.buffers.items()}

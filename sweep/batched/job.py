@@ -16,14 +16,14 @@ training the K trials one after another in this job, with a one-line notice.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from omegaconf import OmegaConf
 
-from sweep.train import build, job
-from sweep.batched.stack import Decision, Member, train_members
 from sweep.batched.check import NotBatchable, check_batchable, check_memory
 from sweep.batched.member_logs import member, member_logs
+from sweep.batched.stack import Decision, Member, train_members
+from sweep.train import build, job
 from sweep.train.loop import train_batches
 from sweep.trial import NoTrial, Outcome, Status
 
@@ -31,20 +31,35 @@ log = logging.getLogger(__name__)
 
 # What all members must share to be one stack: the rest (LRs, multipliers, schedules, weight decay,
 # momentum, betas) may differ per member.
-SHARED_KEYS = ("model", "data", "task", "trainer.epochs", "trainer.batch_size", "trainer.seed", "trainer.device",
-               "trainer.precision", "trainer.grad_clip", "optimizer.name", "objective")
+SHARED_KEYS = (
+    "model",
+    "data",
+    "task",
+    "trainer.epochs",
+    "trainer.batch_size",
+    "trainer.seed",
+    "trainer.device",
+    "trainer.precision",
+    "trainer.grad_clip",
+    "optimizer.name",
+    "objective",
+)
 
 
 def _differing(configs: Sequence) -> list[str]:
     first = configs[0]
-    return [k for k in SHARED_KEYS
-            if any(OmegaConf.select(c, k, default=None) != OmegaConf.select(first, k, default=None) for c in configs[1:])]
+    return [
+        k
+        for k in SHARED_KEYS
+        if any(OmegaConf.select(c, k, default=None) != OmegaConf.select(first, k, default=None) for c in configs[1:])
+    ]
 
 
 def one_by_one(handles: Sequence[NoTrial], why: str) -> float:
     """The fallback: each trial as its own job, in this process, into its own job dir."""
-    log.info("trials_per_job: %s; training these %d trials one after another", why, len(handles),
-             extra={"console": True})  # the sweep's terminal shows it too
+    log.info(
+        "trials_per_job: %s; training these %d trials one after another", why, len(handles), extra={"console": True}
+    )  # the sweep's terminal shows it too
     value = float("nan")
     for handle in handles:
         try:
@@ -84,8 +99,12 @@ def _train_together(handles: Sequence[NoTrial]) -> float:
         return one_by_one(handles, f"this model cannot be trained as a stack ({err})")
     kind = type(first.optimizer).__name__.lower()
     check_memory(len(handles), first.model, first.device, kind, batch, first.task)
-    log.info("training trials %s together (%d members, device %s)", ",".join(str(h.number) for h in handles),
-             len(handles), first.device)
+    log.info(
+        "training trials %s together (%d members, device %s)",
+        ",".join(str(h.number) for h in handles),
+        len(handles),
+        first.device,
+    )
     for b, h in zip(built, handles):
         log.info("%d updates per epoch\n%s", b.schedule.steps_per_epoch, b.table, extra={"trial": h.number})
     epochs = int(tr["epochs"])
@@ -101,8 +120,9 @@ def _train_together(handles: Sequence[NoTrial]) -> float:
         return Decision.PRUNE if handles[k].should_prune() else Decision.CONTINUE
 
     try:
-        results = train_members([Member(b.model, b.optimizer, b.schedule) for b in built], first.data,
-                                tr, first.task, on_epoch_end, metric)
+        results = train_members(
+            [Member(b.model, b.optimizer, b.schedule) for b in built], first.data, tr, first.task, on_epoch_end, metric
+        )
     except BaseException as err:
         for b, h, w in zip(built, handles, writers):
             job.close_writer(w, b, h, Status.FAILED.value)

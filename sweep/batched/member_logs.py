@@ -12,7 +12,8 @@ import contextlib
 import contextvars
 import logging
 import os
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 _MEMBER: contextvars.ContextVar[int | None] = contextvars.ContextVar("lr_sweep_member", default=None)
 DEFAULT_NAME = "train.log"

@@ -11,8 +11,9 @@ trains) is masked: its parameters and optimizer state keep their values exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -32,22 +33,26 @@ class ParamSettings:
     eps: torch.Tensor
 
     @classmethod
-    def from_groups(cls, groups: Sequence[Mapping[str, Any]], device: torch.device) -> "ParamSettings":
+    def from_groups(cls, groups: Sequence[Mapping[str, Any]], device: torch.device) -> ParamSettings:
         def vec(get: Any) -> torch.Tensor:
             return torch.tensor([float(get(g)) for g in groups], dtype=torch.float64, device=device)
 
-        return cls(vec(lambda g: g.get("weight_decay", 0.0)), vec(lambda g: g.get("momentum", 0.0)),
-                   vec(lambda g: g.get("dampening", 0.0)), vec(lambda g: g.get("betas", (0.9, 0.999))[0]),
-                   vec(lambda g: g.get("betas", (0.9, 0.999))[1]), vec(lambda g: g.get("eps", 1e-8)))
+        return cls(
+            vec(lambda g: g.get("weight_decay", 0.0)),
+            vec(lambda g: g.get("momentum", 0.0)),
+            vec(lambda g: g.get("dampening", 0.0)),
+            vec(lambda g: g.get("betas", (0.9, 0.999))[0]),
+            vec(lambda g: g.get("betas", (0.9, 0.999))[1]),
+            vec(lambda g: g.get("eps", 1e-8)),
+        )
 
     def __post_init__(self) -> None:  # read once here, not at every update (each would be a device sync)
         self.decays = bool((self.weight_decay != 0).any())
         self.has_momentum = bool((self.momentum != 0).any())
         self.damped = bool((self.dampening != 0).any())
 
-    def select(self, keep: torch.Tensor) -> "ParamSettings":
+    def select(self, keep: torch.Tensor) -> ParamSettings:
         return ParamSettings(*(getattr(self, f).index_select(0, keep) for f in self.__dataclass_fields__))
-
 
 
 def _member(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -65,8 +70,13 @@ class StackedOptimizer:
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.settings]
 
     @torch.no_grad()
-    def step(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None],
-             lrs: Sequence[torch.Tensor], moving: Sequence[torch.Tensor | None]) -> None:
+    def step(
+        self,
+        params: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor | None],
+        lrs: Sequence[torch.Tensor],
+        moving: Sequence[torch.Tensor | None],
+    ) -> None:
         """Update every tensor whose grad is not None. `lrs[i]` is (K,) float64; `moving[i]` a (K,)
         bool mask of the members that update it, or None for all."""
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -75,8 +85,15 @@ class StackedOptimizer:
             update = self._sgd if self.kind == "sgd" else self._adam
             update(p, g, lrs[i], self.settings[i], self.state[i], moving[i])
 
-    def _sgd(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, s: ParamSettings,
-             state: dict[str, torch.Tensor], moving: torch.Tensor | None) -> None:
+    def _sgd(
+        self,
+        p: torch.Tensor,
+        g: torch.Tensor,
+        lr: torch.Tensor,
+        s: ParamSettings,
+        state: dict[str, torch.Tensor],
+        moving: torch.Tensor | None,
+    ) -> None:
         """torch.optim.SGD's step; in place (a few passes over memory) unless some members must not move."""
         if s.decays:
             g = g.addcmul_(p, _member(s.weight_decay, p))  # the grad is ours: the stack's own, taken off it
@@ -99,12 +116,22 @@ class StackedOptimizer:
         else:
             self._write(p, p.addcmul(g, _member(-lr, p)), moving)  # the same kernel as in place: same rounding
 
-    def _adam(self, p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, s: ParamSettings,
-              state: dict[str, torch.Tensor], moving: torch.Tensor | None) -> None:
+    def _adam(
+        self,
+        p: torch.Tensor,
+        g: torch.Tensor,
+        lr: torch.Tensor,
+        s: ParamSettings,
+        state: dict[str, torch.Tensor],
+        moving: torch.Tensor | None,
+    ) -> None:
         """torch.optim.Adam's (AdamW's) step, the same operations in the same order."""
         if not state:
-            state.update(step=torch.zeros(len(lr), dtype=torch.float64, device=p.device),
-                         exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+            state.update(
+                step=torch.zeros(len(lr), dtype=torch.float64, device=p.device),
+                exp_avg=torch.zeros_like(p),
+                exp_avg_sq=torch.zeros_like(p),
+            )
         state["step"] += 1.0 if moving is None else moving.to(torch.float64)
         if self.kind == "adamw":
             decay = _member(1.0 - lr * s.weight_decay, p)
@@ -117,11 +144,12 @@ class StackedOptimizer:
             exp_avg_sq.mul_(_member(s.beta2, p)).addcmul_(g * _member(1.0 - s.beta2, p), g)
         else:
             self._write(exp_avg, exp_avg.lerp(g, _member(1.0 - s.beta1, p)), moving)
-            self._write(exp_avg_sq, (exp_avg_sq * _member(s.beta2, p)).addcmul_(g * _member(1.0 - s.beta2, p), g),
-                        moving)
+            self._write(
+                exp_avg_sq, (exp_avg_sq * _member(s.beta2, p)).addcmul_(g * _member(1.0 - s.beta2, p), g), moving
+            )
         step = state["step"]
-        step_size = lr / (1.0 - s.beta1 ** step)
-        bias_correction2_sqrt = (1.0 - s.beta2 ** step).sqrt()
+        step_size = lr / (1.0 - s.beta1**step)
+        bias_correction2_sqrt = (1.0 - s.beta2**step).sqrt()
         denom = exp_avg_sq.sqrt().div_(_member(bias_correction2_sqrt, p)).add_(_member(s.eps, p))
         update = (exp_avg * _member(-step_size, p)).div_(denom)
         p.add_(update) if moving is None else self._write(p, p + update, moving)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,10 +28,10 @@ from torch import nn
 from sweep.batched.check import NotBatchable
 from sweep.batched.forward import StackedModel
 from sweep.batched.optimizer import KINDS, SHARED_FLAGS, ParamSettings, StackedOptimizer, clip_grad_norms
-from sweep.train.data import TrainValData, train_batches, val_batches
-from sweep.train.loop import SYNC_EVERY, Result, autocast_for
 from sweep.lr.rule import GroupLRs
 from sweep.lr.schedule import Schedule
+from sweep.train.data import TrainValData, train_batches, val_batches
+from sweep.train.loop import SYNC_EVERY, Result, autocast_for
 from sweep.train.task import Task
 from sweep.trial import Status, diverged_reason, pruned_reason
 
@@ -71,8 +72,10 @@ def _settings(members: list[Member]) -> tuple[str, dict[str, bool], list[dict[st
     kinds = {KINDS.get(type(m.optimizer)) for m in members}
     kind = kinds.pop() if len(kinds) == 1 else None
     if kind is None:
-        raise NotBatchable(f"members need one optimizer kind of {sorted(KINDS.values())}; got "
-                           f"{sorted(type(m.optimizer).__name__ for m in members)}")
+        raise NotBatchable(
+            f"members need one optimizer kind of {sorted(KINDS.values())}; got "
+            f"{sorted(type(m.optimizer).__name__ for m in members)}"
+        )
     flags = {f: bool(members[0].optimizer.defaults.get(f, False)) for f in SHARED_FLAGS}
     if flags["amsgrad"] or flags["maximize"]:
         raise NotBatchable("amsgrad and maximize are not batched")
@@ -128,9 +131,15 @@ def _drop_masked_grads(grads: list[torch.Tensor | None], partial: list[torch.Ten
             g.mul_(mask.to(g.dtype).view(-1, *([1] * (g.ndim - 1))))
 
 
-def train_members(members: list[Member], data: TrainValData, cfg: Mapping[str, Any], task: Task | None = None,
-                  on_epoch_end: OnEpochEnd | None = None, objective: str = "val/acc",
-                  batched_layers: bool = True) -> list[MemberResult]:
+def train_members(
+    members: list[Member],
+    data: TrainValData,
+    cfg: Mapping[str, Any],
+    task: Task | None = None,
+    on_epoch_end: OnEpochEnd | None = None,
+    objective: str = "val/acc",
+    batched_layers: bool = True,
+) -> list[MemberResult]:
     """Train all members together as sweep.train.loop.train trains one; results in member order.
 
     `cfg` is the trainer config loop.train reads (epochs, batch_size, seed: the one data order of
@@ -161,9 +170,16 @@ class _EpochLosses:
     updates: int
 
 
-def _run_epoch(stack: StackedModel, optimizer: StackedOptimizer, batches: Any, lrs: torch.Tensor,
-               partial: list[torch.Tensor | None], clip: Any, autocast: Callable[[], Any],
-               check_every: int) -> _EpochLosses:
+def _run_epoch(
+    stack: StackedModel,
+    optimizer: StackedOptimizer,
+    batches: Any,
+    lrs: torch.Tensor,
+    partial: list[torch.Tensor | None],
+    clip: Any,
+    autocast: Callable[[], Any],
+    check_every: int,
+) -> _EpochLosses:
     device, count = stack.device, len(stack)
     alive = torch.ones(count, dtype=torch.bool, device=device)
     failed_at = torch.full((count,), -1, dtype=torch.long, device=device)
@@ -192,9 +208,20 @@ def _run_epoch(stack: StackedModel, optimizer: StackedOptimizer, batches: Any, l
     return _EpochLosses(failed_at.tolist(), failed_loss.tolist(), loss_sum.tolist(), bool(alive.any()), updates)
 
 
-def _end_epoch(results: list[MemberResult], active: list[int], table: _LRTable, schedules: list[Schedule],
-               run: _EpochLosses, val: list[dict[str, float]], stack: StackedModel, epoch: int, epochs: int,
-               first: int, on_epoch_end: OnEpochEnd | None, objective: str) -> list[int]:
+def _end_epoch(
+    results: list[MemberResult],
+    active: list[int],
+    table: _LRTable,
+    schedules: list[Schedule],
+    run: _EpochLosses,
+    val: list[dict[str, float]],
+    stack: StackedModel,
+    epoch: int,
+    epochs: int,
+    first: int,
+    on_epoch_end: OnEpochEnd | None,
+    objective: str,
+) -> list[int]:
     """Each member's epoch as sweep/train/loop.py ends it; the stack positions that train on."""
     keep, t, per_epoch = [], first + run.updates, run.updates
     for pos, k in enumerate(active):
@@ -225,8 +252,15 @@ def _end_epoch(results: list[MemberResult], active: list[int], table: _LRTable, 
     return keep
 
 
-def _train(members: list[Member], data: TrainValData, cfg: Mapping[str, Any], task: Task,
-           on_epoch_end: OnEpochEnd | None, objective: str, batched_layers: bool) -> list[MemberResult]:
+def _train(
+    members: list[Member],
+    data: TrainValData,
+    cfg: Mapping[str, Any],
+    task: Task,
+    on_epoch_end: OnEpochEnd | None,
+    objective: str,
+    batched_layers: bool,
+) -> list[MemberResult]:
     kind, flags, groups = _settings(members)
     stack = StackedModel([m.model for m in members], task, batched_layers)
     names, device = stack.param_names, stack.device
@@ -251,8 +285,9 @@ def _train(members: list[Member], data: TrainValData, cfg: Mapping[str, Any], ta
         run = _run_epoch(stack, optimizer, batches, lrs, partial, clip, autocast, check_every)
         first, t = t, t + run.updates
         val_metrics = stack.evaluate(val, autocast) if run.any_alive else [{} for _ in active]
-        keep = _end_epoch(results, active, table, schedules, run, val_metrics, stack, epoch, epochs, first,
-                          on_epoch_end, objective)
+        keep = _end_epoch(
+            results, active, table, schedules, run, val_metrics, stack, epoch, epochs, first, on_epoch_end, objective
+        )
         if epoch + 1 == epochs or not keep:
             for pos in keep:
                 results[active[pos]].state_dict = stack.state_dict(pos)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
@@ -44,8 +44,11 @@ class EventFile:
         self._file.write(record(event.SerializeToString()))
 
     def summary(self, values: Sequence[Summary.Value], step: int, wall_time: float | None = None) -> None:
-        self.write(Event(wall_time=time.time() if wall_time is None else wall_time, step=int(step),
-                         summary=Summary(value=values)))
+        self.write(
+            Event(
+                wall_time=time.time() if wall_time is None else wall_time, step=int(step), summary=Summary(value=values)
+            )
+        )
 
     def restart_at(self, step: int) -> None:
         """A purge marker (SessionLog START at `step`): TensorBoard drops the points at `step` and
@@ -79,7 +82,13 @@ def lr_layout_value() -> Summary.Value:
     from tensorboard.plugins.custom_scalar import layout_pb2
 
     category, title, regex = LR_CHART
-    layout = layout_pb2.Layout(category=[layout_pb2.Category(title=category, chart=[
-        layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=[regex]))])])
+    layout = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title=category,
+                chart=[layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=[regex]))],
+            )
+        ]
+    )
     tensor = TensorProto(dtype=DT_STRING, string_val=[layout.SerializeToString()])
     return plugin_value("custom_scalars__config__", "custom_scalars", b"", tensor)

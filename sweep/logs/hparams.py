@@ -8,13 +8,13 @@ import glob
 import math
 import os
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from sweep.logs.events import (EXPERIMENT_TAG, SESSION_START_INFO_TAG, EventFile, hparams_value,
-                               lr_layout_value)
+from sweep.logs.events import EXPERIMENT_TAG, SESSION_START_INFO_TAG, EventFile, hparams_value, lr_layout_value
 from sweep.logs.tfrecord import read_records
 
 DEFAULT_METRICS = ("val/acc", "val/loss", "train/loss", "best/val_acc")
@@ -22,9 +22,12 @@ EXPERIMENT_SUFFIX = ".experiment"
 SESSION_SUFFIX = ".session"  # a run's HPARAMS session, in a small file of its own (see RunWriter.finish)
 
 STATUS_TO_TB = {
-    "complete": api_pb2.STATUS_SUCCESS, "completed": api_pb2.STATUS_SUCCESS,
-    "failed": api_pb2.STATUS_FAILURE, "diverged": api_pb2.STATUS_FAILURE,
-    "pruned": api_pb2.STATUS_UNKNOWN, "running": api_pb2.STATUS_RUNNING,
+    "complete": api_pb2.STATUS_SUCCESS,
+    "completed": api_pb2.STATUS_SUCCESS,
+    "failed": api_pb2.STATUS_FAILURE,
+    "diverged": api_pb2.STATUS_FAILURE,
+    "pruned": api_pb2.STATUS_UNKNOWN,
+    "running": api_pb2.STATUS_RUNNING,
 }
 
 
@@ -66,8 +69,9 @@ def peak_lrs(peaks: Mapping[str, float]) -> dict[str, float]:
 DERIVED = ("peak_lr/", "status")  # columns computed from others, never searched themselves
 
 
-def experiment(sessions: Sequence[Mapping[str, Any]], searched: Iterable[str] = (),
-               metrics: Iterable[str] = DEFAULT_METRICS) -> api_pb2.Experiment:
+def experiment(
+    sessions: Sequence[Mapping[str, Any]], searched: Iterable[str] = (), metrics: Iterable[str] = DEFAULT_METRICS
+) -> api_pb2.Experiment:
     """The HPARAMS columns: every key of any session, typed by its values; searched keys first
     (marked `differs`, which TensorBoard sorts first), then the rest by name. Without `searched`,
     the keys whose values differ between sessions count as searched (derived columns excepted)."""
@@ -103,8 +107,9 @@ def write_experiment_file(log_dir: str, exp: api_pb2.Experiment) -> str:
     for old in glob.glob(os.path.join(log_dir, f"events.out.tfevents.*{EXPERIMENT_SUFFIX}")):
         os.remove(old)
     events = EventFile(log_dir, EXPERIMENT_SUFFIX)
-    events.summary([hparams_value(EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=exp)),
-                    lr_layout_value()], 0)
+    events.summary(
+        [hparams_value(EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=exp)), lr_layout_value()], 0
+    )
     events.close()
     return events.path
 
@@ -127,8 +132,9 @@ def run_sessions(index_dir: str) -> list[dict[str, Any]]:
         run = os.path.join(index_dir, entry)
         if not os.path.isdir(run):
             continue
-        paths = sorted(glob.glob(os.path.join(run, f"events.out.tfevents.*{SESSION_SUFFIX}"))) or \
-            sorted(glob.glob(os.path.join(run, "events.out.tfevents.*")))
+        paths = sorted(glob.glob(os.path.join(run, f"events.out.tfevents.*{SESSION_SUFFIX}"))) or sorted(
+            glob.glob(os.path.join(run, "events.out.tfevents.*"))
+        )
         for path in paths:
             for data in read_records(path):
                 for value in Event.FromString(data).summary.value:
@@ -145,9 +151,12 @@ def _unpack(value: Any) -> Any:
     return {"bool_value": value.bool_value, "number_value": value.number_value}.get(kind, value.string_value)
 
 
-def write_sweep_experiment(sweep_dir: str, searched: Iterable[str] = (),
-                           sessions: Sequence[Mapping[str, Any]] | None = None,
-                           metrics: Iterable[str] = DEFAULT_METRICS) -> str:
+def write_sweep_experiment(
+    sweep_dir: str,
+    searched: Iterable[str] = (),
+    sessions: Sequence[Mapping[str, Any]] | None = None,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+) -> str:
     """The experiment at the sweep root (`<sweep dir>/tensorboard/`): the HPARAMS columns of all
     trials, read from the trials' own sessions unless `sessions` gives them. Call at the end of a
     sweep, and again after a resume; `searched` names the swept keys (listed first)."""
@@ -168,5 +177,3 @@ def link_run(index_dir: str, name: str, run_dir: str) -> str:
     if not os.path.exists(link):
         os.symlink(target, link, target_is_directory=True)
     return link
-
-

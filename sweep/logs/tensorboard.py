@@ -4,8 +4,8 @@ One x axis: every scalar's step is the global optimizer-update count, and the ep
 its own (`epoch`), as Lightning does, so `lr/<group>` and `val/acc` line up.
 
 Tags: `lr/<group>`, `train/loss`, `val/loss`, `val/acc`, `epoch`, and `best/val_acc` (the best
-objective value so far, `best/<metric with _>`: a curve rather than a lone dot). A custom-scalars layout draws every `lr/*` tag of a
-run in one chart (CUSTOM SCALARS tab).
+objective value so far, `best/<metric with _>`: a curve rather than a lone dot). A custom-scalars
+layout draws every `lr/*` tag of a run in one chart (CUSTOM SCALARS tab).
 
 LR curves read right at TensorBoard's default smoothing (0.6). TensorBoard smooths by point index,
 not by step: a debiased moving average over the points as written. Sparse, unevenly spaced points
@@ -42,14 +42,33 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from sweep.logs.events import (EXPERIMENT_TAG, SESSION_END_INFO_TAG, SESSION_START_INFO_TAG, EventFile,
-                               hparams_value, lr_layout_value, scalar_value)
-from sweep.logs.hparams import (DEFAULT_METRICS, SESSION_SUFFIX, STATUS_TO_TB, clean_hparams, experiment,
-                                link_run, peak_lrs, run_sessions, set_hparam, sweep_of, write_sweep_experiment)
+from sweep.logs.events import (
+    EXPERIMENT_TAG,
+    SESSION_END_INFO_TAG,
+    SESSION_START_INFO_TAG,
+    EventFile,
+    hparams_value,
+    lr_layout_value,
+    scalar_value,
+)
+from sweep.logs.hparams import (
+    DEFAULT_METRICS,
+    SESSION_SUFFIX,
+    STATUS_TO_TB,
+    clean_hparams,
+    experiment,
+    link_run,
+    peak_lrs,
+    run_sessions,
+    set_hparam,
+    sweep_of,
+    write_sweep_experiment,
+)
 
 __all__ = ["RunWriter", "experiment", "link_run", "run_sessions", "sweep_of", "write_sweep_experiment"]
 
@@ -71,9 +90,17 @@ class RunWriter:
     (`<sweep dir>/<number>/tensorboard` beside Hydra's multirun.yaml); None: a run of its own.
     """
 
-    def __init__(self, log_dir: str, *, total_updates: int | None = None,
-                 max_lr_points: int = MAX_LR_POINTS, objective: str = "val/acc", maximize: bool = True,
-                 sweep_dir: str | None = AUTO, name: str | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: str,
+        *,
+        total_updates: int | None = None,
+        max_lr_points: int = MAX_LR_POINTS,
+        objective: str = "val/acc",
+        maximize: bool = True,
+        sweep_dir: str | None = AUTO,
+        name: str | None = None,
+    ) -> None:
         self.log_dir = log_dir
         self.events = EventFile(log_dir)
         self.start_time = time.time()
@@ -133,8 +160,11 @@ class RunWriter:
         self.events.restart_at(step)
         for h in history[:-1]:
             value = h.get(self.objective)
-            if value is not None and math.isfinite(value) and (
-                    self.best is None or (value > self.best if self.maximize else value < self.best)):
+            if (
+                value is not None
+                and math.isfinite(value)
+                and (self.best is None or (value > self.best if self.maximize else value < self.best))
+            ):
                 self.best = float(value)
         if history:
             self.scalars({**history[-1], "epoch": len(history)}, step)
@@ -151,9 +181,15 @@ class RunWriter:
         self._lr = []
 
     # -- the end --------------------------------------------------------------------------------
-    def finish(self, hparams: Mapping[str, Any], status: Any, metrics: Mapping[str, float] | None = None,
-               searched: Iterable[str] = (), peaks: Mapping[str, float] | None = None,
-               metric_tags: Iterable[str] = DEFAULT_METRICS) -> None:
+    def finish(
+        self,
+        hparams: Mapping[str, Any],
+        status: Any,
+        metrics: Mapping[str, float] | None = None,
+        searched: Iterable[str] = (),
+        peaks: Mapping[str, float] | None = None,
+        metric_tags: Iterable[str] = DEFAULT_METRICS,
+    ) -> None:
         """Write the HPARAMS session with the run's real status and times, then close.
 
         `status`: complete | pruned | failed | diverged (a sweep.trial.Status works too);
@@ -170,16 +206,16 @@ class RunWriter:
         start = plugin_data_pb2.SessionStartInfo(start_time_secs=self.start_time)
         for key, value in values.items():
             set_hparam(start.hparams[key], value)
-        end = plugin_data_pb2.SessionEndInfo(status=STATUS_TO_TB.get(status_text, api_pb2.STATUS_UNKNOWN),
-                                             end_time_secs=time.time())
-        summaries = [hparams_value(SESSION_START_INFO_TAG,
-                                    plugin_data_pb2.HParamsPluginData(session_start_info=start)),
-                     hparams_value(SESSION_END_INFO_TAG,
-                                    plugin_data_pb2.HParamsPluginData(session_end_info=end))]
+        end = plugin_data_pb2.SessionEndInfo(
+            status=STATUS_TO_TB.get(status_text, api_pb2.STATUS_UNKNOWN), end_time_secs=time.time()
+        )
+        summaries = [
+            hparams_value(SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)),
+            hparams_value(SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)),
+        ]
         if self.sweep_dir is None:  # a run of its own declares its columns itself
             exp = experiment([values], list(searched), metric_tags)
-            summaries.insert(0, hparams_value(EXPERIMENT_TAG,
-                                               plugin_data_pb2.HParamsPluginData(experiment=exp)))
+            summaries.insert(0, hparams_value(EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=exp)))
         self.events.close()
         # In a file of its own, named after the run's events so TensorBoard reads it last: the sweep's
         # experiment (run_sessions) reads these few bytes, not every LR point of every trial.

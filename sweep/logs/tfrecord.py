@@ -11,7 +11,7 @@ lines. The CRC here is table-driven Python, as TensorBoard's is.
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 _CASTAGNOLI = 0x82F63B78  # CRC-32C's polynomial, bit-reversed
 _MASK_DELTA = 0xA282EAD8  # TFRecord's mask: rotate right by 15 bits, add this

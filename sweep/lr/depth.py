@@ -19,8 +19,9 @@ import fnmatch
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -70,36 +71,44 @@ def wrapped_in(model: nn.Module) -> tuple[str, nn.Module]:
 
 # --------------------------------------------------------------------------- 1. the user's list
 
+
 def _from_paths(backbone: Named, paths: Sequence[str]) -> list[Layer]:
     layers = [Layer(p) for p in paths]
     for name, param in backbone:
         match = next((layer for layer in layers if fnmatch.fnmatchcase(name, f"{layer.name}.*")), None)
         if match is None:
-            raise ConfigError("groups.layers", list(paths),
-                              f"module paths that cover every backbone parameter; {name} is in none")
+            raise ConfigError(
+                "groups.layers", list(paths), f"module paths that cover every backbone parameter; {name} is in none"
+            )
         match.params.append((name, param))
     for layer in layers:
         if not layer.params:
-            raise ConfigError("groups.layers", layer.name,
-                              f"a module path of the backbone, e.g. {common_prefix([backbone[0][0]], backbone[0][0])}")
+            raise ConfigError(
+                "groups.layers",
+                layer.name,
+                f"a module path of the backbone, e.g. {common_prefix([backbone[0][0]], backbone[0][0])}",
+            )
     return layers
 
 
 # --------------------------------------------------------------------------- 2. timm's group_matcher
 
+
 def _matcher_key(spec: Mapping[str, Any] | Callable[[str], Any]) -> Callable[[str], tuple[float, ...]]:
     """A sort key per parameter name from a timm-style matcher: {group: regex | [(regex, suffix)]}
     in order, the regex's numbers and the suffix; unmatched names sort last."""
     if callable(spec):
+
         def call(name: str) -> tuple[float, ...]:
             value = spec(name)
             return tuple(float(v) for v in value) if isinstance(value, (tuple, list)) else (float(value),)
+
         return call
     compiled = []
     for ordinal, entry in enumerate(spec.values()):
         if entry is None:
             continue
-        for regex, suffix in ([(entry, None)] if isinstance(entry, str) else list(entry)):
+        for regex, suffix in [(entry, None)] if isinstance(entry, str) else list(entry):
             compiled.append((re.compile(regex), ordinal, tuple(suffix or ())))
 
     def key(name: str) -> tuple[float, ...]:
@@ -109,6 +118,7 @@ def _matcher_key(spec: Mapping[str, Any] | Callable[[str], Any]) -> Callable[[st
                 numbers = tuple(float(g) for g in found.groups() if g is not None)
                 return (float(ordinal), *numbers, *(float(s) for s in suffix))
         return (math.inf,)
+
     return key
 
 
@@ -143,6 +153,7 @@ def _group_matcher(model: nn.Module) -> Any:
 
 # --------------------------------------------------------------------------- 3. a block sequence
 
+
 def _block_sequences(model: nn.Module, skip: str) -> list[list[tuple[str, nn.Module]]]:
     """Every run of numbered children holding parameters (`layer.0`, `layer.1`; `layer1`, `layer2`),
     outside the module path `skip` (the head), as (path, module) lists in order."""
@@ -158,7 +169,7 @@ def _block_sequences(model: nn.Module, skip: str) -> list[list[tuple[str, nn.Mod
             numbered = NUMBERED.match(child)
             if numbered and next(sub.parameters(), None) is not None:
                 by_stem[numbered.group(1)].append((int(numbered.group(2)), child, sub))
-        for stem, members in by_stem.items():
+        for _stem, members in by_stem.items():
             if len(members) >= 2:
                 members.sort(key=lambda m: m[0])
                 found.append([(f"{path}.{child}" if path else child, sub) for _, child, sub in members])
@@ -167,6 +178,7 @@ def _block_sequences(model: nn.Module, skip: str) -> list[list[tuple[str, nn.Mod
 
 def _outermost(sequences: list[list[tuple[str, nn.Module]]]) -> list[tuple[str, nn.Module]] | None:
     """The sequence not nested in another's block that holds the most parameters."""
+
     def nested(seq: list[tuple[str, nn.Module]]) -> bool:
         first = seq[0][0]
         return any(other is not seq and any(_under(first, block) for block, _ in other) for other in sequences)
@@ -201,18 +213,20 @@ def _around_blocks(backbone: Named, blocks: list[tuple[str, nn.Module]]) -> list
 
 # --------------------------------------------------------------------------- 4. top-level children
 
+
 def _per_child(backbone: Named, wrapper: str = "") -> list[Layer]:
     """One layer per child of the model (of its wrapping container `wrapper`, when one holds it all)."""
     layers: dict[str, Layer] = {}
     depth = len(wrapper.split(".")) if wrapper else 0
     for name, param in backbone:
-        top = ".".join(name.split(".")[:depth + 1])  # the wrapper holds every parameter
+        top = ".".join(name.split(".")[: depth + 1])  # the wrapper holds every parameter
         layers.setdefault(top, Layer(top)).params.append((name, param))
     return list(layers.values())
 
 
-def backbone_layers(model: nn.Module, backbone: Named, paths: Sequence[str] | None = None,
-                    head_path: str = "") -> tuple[list[Layer], str]:
+def backbone_layers(
+    model: nn.Module, backbone: Named, paths: Sequence[str] | None = None, head_path: str = ""
+) -> tuple[list[Layer], str]:
     """The backbone's parameters in layers from input (deepest) to the head, and how they were found."""
     if paths:
         return _from_paths(backbone, paths), "groups.layers"

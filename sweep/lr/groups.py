@@ -14,13 +14,14 @@ with LR 0, so no param group is ever added mid-run.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
-from sweep.lr.depth import Layer, backbone_layers, wrapped_in
 from sweep.errors import ConfigError, check
+from sweep.lr.depth import Layer, backbone_layers, wrapped_in
 from sweep.plain import is_int, is_list, is_number, plain
 
 KINDS = ("single", "backbone_head", "layer_decay")
@@ -51,8 +52,6 @@ class Head:
     how: str
 
 
-
-
 def validate(cfg: Mapping[str, Any], epochs: int | None = None) -> None:
     """Check a groups config (before any model is built); `epochs` bounds `freeze_epochs`."""
     cfg = plain(cfg)
@@ -60,39 +59,67 @@ def validate(cfg: Mapping[str, Any], epochs: int | None = None) -> None:
     mult = cfg.get("head_lr_mult", 1.0)
     check(is_number(mult) and mult > 0, "groups.head_lr_mult", mult, "a number > 0")
     if rules is not None:
-        ok = is_list(rules) and len(rules) > 0 and all(
-            isinstance(r, Mapping) and isinstance(r.get("name"), str)
-            and (isinstance(r.get("pattern"), str) or (is_list(r.get("pattern"))
-                                                       and all(isinstance(p, str) for p in r["pattern"])))
-            for r in rules)
-        check(ok, "groups.rules", rules,
-              "a non-empty list of {name, pattern (fnmatch pattern or list of them), mult, start_epoch, frozen}")
+        ok = (
+            is_list(rules)
+            and len(rules) > 0
+            and all(
+                isinstance(r, Mapping)
+                and isinstance(r.get("name"), str)
+                and (
+                    isinstance(r.get("pattern"), str)
+                    or (is_list(r.get("pattern")) and all(isinstance(p, str) for p in r["pattern"]))
+                )
+                for r in rules
+            )
+        )
+        check(
+            ok,
+            "groups.rules",
+            rules,
+            "a non-empty list of {name, pattern (fnmatch pattern or list of them), mult, start_epoch, frozen}",
+        )
         for r in rules:
             mult, start = r.get("mult", 1.0), r.get("start_epoch", 0)
             check(is_number(mult) and mult > 0, f"groups.rules[{r['name']}].mult", mult, "a number > 0")
-            check(is_int(start) and start >= 0, f"groups.rules[{r['name']}].start_epoch", start,
-                  "an integer >= 0")
+            check(is_int(start) and start >= 0, f"groups.rules[{r['name']}].start_epoch", start, "an integer >= 0")
     else:
         check(name in KINDS, "groups", name, f"one of {', '.join(KINDS)}, or a config with rules")
     freeze = cfg.get("freeze_epochs", 0)
     upper = f" and < trainer.epochs ({epochs})" if epochs is not None else ""
-    check(is_int(freeze) and freeze >= 0 and (epochs is None or freeze < epochs),
-          "groups.freeze_epochs", freeze, f"an integer >= 0{upper}")
+    check(
+        is_int(freeze) and freeze >= 0 and (epochs is None or freeze < epochs),
+        "groups.freeze_epochs",
+        freeze,
+        f"an integer >= 0{upper}",
+    )
     head = cfg.get("head")
-    check(head is None or (isinstance(head, str) and head != ""), "groups.head", head,
-          "null (found: a child called head, get_classifier(), else the last child with parameters) "
-          "or a module path such as classifier or heads.head")
-    check(isinstance(cfg.get("decay_norm_bias", False), bool), "groups.decay_norm_bias",
-          cfg.get("decay_norm_bias"), "true or false")
+    check(
+        head is None or (isinstance(head, str) and head != ""),
+        "groups.head",
+        head,
+        "null (found: a child called head, get_classifier(), else the last child with parameters) "
+        "or a module path such as classifier or heads.head",
+    )
+    check(
+        isinstance(cfg.get("decay_norm_bias", False), bool),
+        "groups.decay_norm_bias",
+        cfg.get("decay_norm_bias"),
+        "true or false",
+    )
     if name == "layer_decay" and rules is None:
         decay = cfg.get("decay")
         check(is_number(decay) and 0 < decay <= 1, "groups.decay", decay, "a number in (0, 1]")
         layers = cfg.get("layers")
-        check(layers is None or (is_list(layers) and len(layers) > 0 and all(isinstance(x, str) for x in layers)),
-              "groups.layers", layers, "null (found from the model) or a list of module paths from input to head")
+        check(
+            layers is None or (is_list(layers) and len(layers) > 0 and all(isinstance(x, str) for x in layers)),
+            "groups.layers",
+            layers,
+            "null (found from the model) or a list of module paths from input to head",
+        )
 
 
 # --------------------------------------------------------------------------- the head
+
 
 def _holds_parameters(module: nn.Module) -> bool:
     return next(module.parameters(), None) is not None
@@ -112,15 +139,20 @@ def find_head(model: nn.Module, path: str | None = None) -> Head:
         _, root = wrapped_in(model)
         child_names = [n for n, m in root.named_children() if _holds_parameters(m)]
         prefix = _path_of(model, root) or ""
-        example = (", ".join(f"{prefix}.{n}" if prefix else n for n in child_names[-3:])
-                   or "none: the model has no child with parameters")
+        example = (
+            ", ".join(f"{prefix}.{n}" if prefix else n for n in child_names[-3:])
+            or "none: the model has no child with parameters"
+        )
         try:
             chosen: nn.Module | None = model.get_submodule(path)
         except AttributeError:
             chosen = None
         if chosen is None or chosen is model or not _holds_parameters(chosen):
-            raise ConfigError("groups.head", path, "the path of a module with parameters in the model"
-                              f" (its children with parameters: {example})")
+            raise ConfigError(
+                "groups.head",
+                path,
+                f"the path of a module with parameters in the model (its children with parameters: {example})",
+            )
         return Head(path, chosen, "groups.head")
     prefix, module = "", model
     while True:
@@ -132,16 +164,23 @@ def find_head(model: nn.Module, path: str | None = None) -> Head:
         get_classifier = getattr(module, "get_classifier", None)
         if callable(get_classifier):
             found_module = get_classifier()
-            found = (_path_of(model, found_module) if isinstance(found_module, nn.Module)
-                     and _holds_parameters(found_module) else None)
+            found = (
+                _path_of(model, found_module)
+                if isinstance(found_module, nn.Module) and _holds_parameters(found_module)
+                else None
+            )
             if found:
                 return Head(found, found_module, f"get_classifier(){inside}")
         wraps = len(children) == 1 and next(module.parameters(recurse=False), None) is None
         if not wraps:
             break
         prefix, module = _join(prefix, children[0][0]), children[0][1]
-    check(len(children) > 0, "groups.head", None,
-          "a model with a child module that holds parameters, or groups.head=<module path>")
+    check(
+        len(children) > 0,
+        "groups.head",
+        None,
+        "a model with a child module that holds parameters, or groups.head=<module path>",
+    )
     name, found_module = children[-1]
     return Head(_join(prefix, name), found_module, f"last child with parameters{inside}")
 
@@ -152,22 +191,35 @@ def _join(prefix: str, name: str) -> str:
 
 # --------------------------------------------------------------------------- building
 
+
 def _rule_groups(model: nn.Module, rules: Sequence[Mapping[str, Any]], decay_norm_bias: bool) -> list[Group]:
     """First matching rule wins; an unmatched parameter or a rule that matches nothing is an error."""
-    groups = [Group(r["name"], float(r.get("mult", 1.0)), int(r.get("start_epoch", 0)),
-                    bool(r.get("frozen", False)), decay_norm_bias=decay_norm_bias) for r in rules]
+    groups = [
+        Group(
+            r["name"],
+            float(r.get("mult", 1.0)),
+            int(r.get("start_epoch", 0)),
+            bool(r.get("frozen", False)),
+            decay_norm_bias=decay_norm_bias,
+        )
+        for r in rules
+    ]
     patterns = [[r["pattern"]] if isinstance(r["pattern"], str) else list(r["pattern"]) for r in rules]
     names = [n for n, _ in model.named_parameters()]
     for name, param in model.named_parameters():
         index = next((i for i, pats in enumerate(patterns) if any(fnmatch.fnmatchcase(name, p) for p in pats)), None)
         if index is None:
-            raise ConfigError("groups.rules", name, f"every parameter must match a rule; rules: "
-                              f"{[r['pattern'] for r in rules]}")
+            raise ConfigError(
+                "groups.rules", name, f"every parameter must match a rule; rules: {[r['pattern'] for r in rules]}"
+            )
         groups[index].params.append((name, param))
     for rule, group in zip(rules, groups):
         if not group.params:
-            raise ConfigError(f"groups rule '{group.name}'.pattern", rule["pattern"],
-                              f"a pattern that matches at least one parameter, e.g. {names[:3]}")
+            raise ConfigError(
+                f"groups rule '{group.name}'.pattern",
+                rule["pattern"],
+                f"a pattern that matches at least one parameter, e.g. {names[:3]}",
+            )
     return groups
 
 
@@ -178,8 +230,12 @@ def _split_head(model: nn.Module, cfg: Mapping[str, Any]) -> tuple[Head, list, l
     named = list(model.named_parameters())
     head_params = [(n, p) for n, p in named if id(p) in in_head]
     backbone = [(n, p) for n, p in named if id(p) not in in_head]
-    check(len(backbone) > 0, "groups.head", head.path,
-          "a module that leaves the rest of the model as the backbone; it holds every parameter")
+    check(
+        len(backbone) > 0,
+        "groups.head",
+        head.path,
+        "a module that leaves the rest of the model as the backbone; it holds every parameter",
+    )
     return head, head_params, backbone
 
 
@@ -187,8 +243,13 @@ def _backbone_head(model: nn.Module, cfg: Mapping[str, Any], decay_norm_bias: bo
     head, head_params, backbone = _split_head(model, cfg)
     return [
         Group("backbone", 1.0, int(cfg.get("freeze_epochs", 0)), params=backbone, decay_norm_bias=decay_norm_bias),
-        Group(HEAD_NAME, float(cfg.get("head_lr_mult", 1.0)), params=head_params, decay_norm_bias=decay_norm_bias,
-              note=f"{head.path} ({head.how})"),
+        Group(
+            HEAD_NAME,
+            float(cfg.get("head_lr_mult", 1.0)),
+            params=head_params,
+            decay_norm_bias=decay_norm_bias,
+            note=f"{head.path} ({head.how})",
+        ),
     ]
 
 
@@ -207,11 +268,20 @@ def _layer_decay(model: nn.Module, cfg: Mapping[str, Any], decay_norm_bias: bool
     head, head_params, backbone = _split_head(model, cfg)
     layers, how = backbone_layers(model, backbone, cfg.get("layers"), head.path)
     decay, start = float(cfg["decay"]), int(cfg.get("freeze_epochs", 0))
-    groups = [Group(name, decay ** (len(layers) - i), start, params=layer.params, decay_norm_bias=decay_norm_bias)
-              for i, (name, layer) in enumerate(zip(_unique_names(layers), layers))]
+    groups = [
+        Group(name, decay ** (len(layers) - i), start, params=layer.params, decay_norm_bias=decay_norm_bias)
+        for i, (name, layer) in enumerate(zip(_unique_names(layers), layers))
+    ]
     groups[0].note = f"deepest of {len(layers)} layers; depth from {how}"
-    groups.append(Group(HEAD_NAME, float(cfg.get("head_lr_mult", 1.0)), params=head_params,
-                        decay_norm_bias=decay_norm_bias, note=f"{head.path} ({head.how})"))
+    groups.append(
+        Group(
+            HEAD_NAME,
+            float(cfg.get("head_lr_mult", 1.0)),
+            params=head_params,
+            decay_norm_bias=decay_norm_bias,
+            note=f"{head.path} ({head.how})",
+        )
+    )
     return groups
 
 
@@ -233,8 +303,9 @@ def build_groups(model: nn.Module, cfg: Mapping[str, Any]) -> list[Group]:
     return _backbone_head(model, cfg, decay_norm_bias)
 
 
-def group_table(groups: Sequence[Group], base_lr: float, weight_decay: float,
-                decay_norm_bias: bool | None = None) -> str:
+def group_table(
+    groups: Sequence[Group], base_lr: float, weight_decay: float, decay_norm_bias: bool | None = None
+) -> str:
     """The table printed at start (name, parameters, peak LR, weight decay, when it trains), then a
     line per group that says how its parameters were chosen (`head: classifier (get_classifier())`)."""
     rows = [("group", "params", "lr", "weight_decay", "trains")]
@@ -246,4 +317,3 @@ def group_table(groups: Sequence[Group], base_lr: float, weight_decay: float,
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines + [f"{g.name}: {g.note}" for g in groups if g.note])
-

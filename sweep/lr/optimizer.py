@@ -12,7 +12,8 @@ optimizer: the named group's first param group is called as the group, its undec
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -44,13 +45,21 @@ def validate(cfg: Mapping[str, Any]) -> None:
     check(is_number(wd) and wd >= 0, "optimizer.weight_decay", wd, "a number >= 0")
     settings = _settings(OPTIMIZERS[name])
     for key in cfg:
-        check(key in OWN_KEYS or key in settings, f"optimizer.{key}", cfg[key],
-              f"a setting of torch.optim.{OPTIMIZERS[name].__name__}: {', '.join(settings)}")
+        check(
+            key in OWN_KEYS or key in settings,
+            f"optimizer.{key}",
+            cfg[key],
+            f"a setting of torch.optim.{OPTIMIZERS[name].__name__}: {', '.join(settings)}",
+        )
     momentum = cfg.get("momentum", 0.0)
     check(is_number(momentum) and 0 <= momentum < 1, "optimizer.momentum", momentum, "a number in [0, 1)")
     if cfg.get("nesterov"):
-        check(momentum > 0 and cfg.get("dampening", 0) == 0, "optimizer.nesterov", True,
-              "false unless optimizer.momentum > 0 and optimizer.dampening = 0")
+        check(
+            momentum > 0 and cfg.get("dampening", 0) == 0,
+            "optimizer.nesterov",
+            True,
+            "false unless optimizer.momentum > 0 and optimizer.dampening = 0",
+        )
     betas = cfg.get("betas", (0.9, 0.999))
     ok = is_list(betas) and len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)
     check(ok, "optimizer.betas", betas, "two numbers in [0, 1), e.g. [0.9, 0.999]")
@@ -58,8 +67,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
     check(is_number(eps) and eps > 0, "optimizer.eps", eps, "a number > 0")
 
 
-def param_groups(groups: Sequence[Group], base_lr: float, weight_decay: float,
-                 decay_norm_bias: bool | None = None) -> list[dict[str, Any]]:
+def param_groups(
+    groups: Sequence[Group], base_lr: float, weight_decay: float, decay_norm_bias: bool | None = None
+) -> list[dict[str, Any]]:
     """Torch param groups: per named group, decayed weights and (unless asked) undecayed norm/bias.
     `group` is the named group; `name` is unique (`<group>` for its first, `<group>/no_decay` for a
     second)."""
@@ -73,14 +83,25 @@ def param_groups(groups: Sequence[Group], base_lr: float, weight_decay: float,
             if params:
                 name = g.name if first else f"{g.name}/{NO_DECAY}"
                 first = False
-                out.append({"params": params, "name": name, "group": g.name, "mult": g.mult, "base_lr": base_lr,
-                            "start_epoch": g.start_epoch, "frozen": g.frozen,
-                            "lr": 0.0 if g.frozen else base_lr * g.mult, "weight_decay": wd})
+                out.append(
+                    {
+                        "params": params,
+                        "name": name,
+                        "group": g.name,
+                        "mult": g.mult,
+                        "base_lr": base_lr,
+                        "start_epoch": g.start_epoch,
+                        "frozen": g.frozen,
+                        "lr": 0.0 if g.frozen else base_lr * g.mult,
+                        "weight_decay": wd,
+                    }
+                )
     return out
 
 
-def build_optimizer(cfg: Mapping[str, Any], groups: Sequence[Group],
-                    decay_norm_bias: bool | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    cfg: Mapping[str, Any], groups: Sequence[Group], decay_norm_bias: bool | None = None
+) -> torch.optim.Optimizer:
     """The optimizer over `groups` (from `build_groups`); `cfg` is an optimizer config (a DictConfig
     node or a dict). Whether norm and bias parameters get weight decay comes from the groups config
     (each Group carries it); `decay_norm_bias` overrides that for all groups."""
@@ -102,4 +123,3 @@ def build_optimizer(cfg: Mapping[str, Any], groups: Sequence[Group],
             if fused is True:
                 raise
     return cls(groups_of_params, lr=cfg["lr"], **kwargs)
-

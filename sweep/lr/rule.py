@@ -13,7 +13,8 @@ share one factor computation per update.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sweep.lr.schedule import Schedule
 
@@ -67,7 +68,7 @@ class GroupLRs:
 
     def firsts(self) -> dict[str, int]:
         """Per named group (a param group's `group`, else its `name`), in order, the index of its first
-    param group: the one whose LR `lr/<group>` logs."""
+        param group: the one whose LR `lr/<group>` logs."""
         out: dict[str, int] = {}
         for i, name in enumerate(self.names):
             out.setdefault(name, i)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sweep.errors import ConfigError, check
 from sweep.plain import is_int, is_list, is_number, plain
@@ -74,8 +75,14 @@ def _anneal(start: float, end: float, pct: float, kind: str) -> float:
 
 
 def _onecycle(
-    u: int, n: int, *, pct_start: float, div_factor: float, final_div_factor: float,
-    anneal: str, three_phase: bool,
+    u: int,
+    n: int,
+    *,
+    pct_start: float,
+    div_factor: float,
+    final_div_factor: float,
+    anneal: str,
+    three_phase: bool,
 ) -> float:
     initial = 1.0 / div_factor
     lowest = initial / final_div_factor
@@ -116,24 +123,24 @@ def _check_none(spec: Spec) -> None:
 
 def _check_step(spec: Spec) -> None:
     s = spec.get("step_size")
-    check(is_int(s) and s >= 1, "schedule.step_size", s,
-          "an integer >= 1 (epochs)")
+    check(is_int(s) and s >= 1, "schedule.step_size", s, "an integer >= 1 (epochs)")
     _check_gamma(spec)
 
 
 def _check_multistep(spec: Spec) -> None:
     m = spec.get("milestones")
     ok = is_list(m) and len(m) > 0 and all(is_int(x) and x >= 0 for x in m) and list(m) == sorted(set(m))
-    check(ok, "schedule.milestones", m,
-          "a non-empty, strictly increasing list of epochs >= 0, e.g. [10, 15]")
+    check(ok, "schedule.milestones", m, "a non-empty, strictly increasing list of epochs >= 0, e.g. [10, 15]")
     _check_gamma(spec)
 
 
 def _check_piecewise(spec: Spec) -> None:
     p = spec.get("pieces")
-    ok = is_list(p) and len(p) > 0 and all(
-        is_list(x) and len(x) == 2 and is_int(x[0]) and x[0] >= 1
-        and is_number(x[1]) and x[1] > 0 for x in p)
+    ok = (
+        is_list(p)
+        and len(p) > 0
+        and all(is_list(x) and len(x) == 2 and is_int(x[0]) and x[0] >= 1 and is_number(x[1]) and x[1] > 0 for x in p)
+    )
     check(ok, "schedule.pieces", p, "a non-empty list of [n_epochs >= 1, lr > 0] pairs, e.g. [[5, 0.1], [10, 0.01]]")
 
 
@@ -150,24 +157,30 @@ def _check_onecycle(spec: Spec) -> None:
         v = spec.get(key)
         check(is_number(v) and v > 0, f"schedule.{key}", v, "a number > 0")
     check(spec.get("anneal") in ("cos", "linear"), "schedule.anneal", spec.get("anneal"), "cos or linear")
-    check(isinstance(spec.get("three_phase"), bool), "schedule.three_phase", spec.get("three_phase"),
-          "true or false")
+    check(isinstance(spec.get("three_phase"), bool), "schedule.three_phase", spec.get("three_phase"), "true or false")
 
 
 def _check_plateau(spec: Spec) -> None:
     v = spec.get("factor")
     check(is_number(v) and 0 < v < 1, "schedule.factor", v, "a number in (0, 1)")
     check(spec.get("mode") in ("min", "max"), "schedule.mode", spec.get("mode"), "min or max")
-    check(spec.get("threshold_mode") in ("rel", "abs"), "schedule.threshold_mode", spec.get("threshold_mode"),
-          "rel or abs")
+    check(
+        spec.get("threshold_mode") in ("rel", "abs"),
+        "schedule.threshold_mode",
+        spec.get("threshold_mode"),
+        "rel or abs",
+    )
     for key in ("patience", "cooldown"):
         v = spec.get(key)
-        check(is_int(v) and v >= 0, f"schedule.{key}", v,
-              "an integer >= 0 (epochs)")
+        check(is_int(v) and v >= 0, f"schedule.{key}", v, "an integer >= 0 (epochs)")
     v = spec.get("threshold")
     check(is_number(v) and v >= 0, "schedule.threshold", v, "a number >= 0")
-    check(isinstance(spec.get("monitor"), str), "schedule.monitor", spec.get("monitor"),
-          "the name of a metric the job logs each epoch, e.g. val/loss")
+    check(
+        isinstance(spec.get("monitor"), str),
+        "schedule.monitor",
+        spec.get("monitor"),
+        "the name of a metric the job logs each epoch, e.g. val/loss",
+    )
     _check_floor(spec)
 
 
@@ -189,17 +202,34 @@ SHAPES: dict[str, Shape] = {
     "multistep": Shape(_multistep, EPOCH, ("milestones", "gamma"), _check_multistep, {"gamma": 0.1}),
     "exponential": Shape(_exponential, EPOCH, ("gamma",), _check_gamma),
     "piecewise": Shape(_piecewise, EPOCH, ("pieces",), _check_piecewise),
-    "plateau": Shape(_plateau, EPOCH, (), _check_plateau, {
-        "monitor": "val/loss", "mode": "min", "factor": 0.1, "patience": 10, "threshold": 1e-4,
-        "threshold_mode": "rel", "cooldown": 0, "floor": 0.0}),
+    "plateau": Shape(
+        _plateau,
+        EPOCH,
+        (),
+        _check_plateau,
+        {
+            "monitor": "val/loss",
+            "mode": "min",
+            "factor": 0.1,
+            "patience": 10,
+            "threshold": 1e-4,
+            "threshold_mode": "rel",
+            "cooldown": 0,
+            "floor": 0.0,
+        },
+    ),
     "cosine": Shape(_cosine, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
     "linear": Shape(_linear, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
     "poly": Shape(_poly, UPDATE, ("power", "floor"), _check_poly, {"power": 1.0, "floor": 0.0}),
     "onecycle": Shape(
-        _onecycle, UPDATE, ("pct_start", "div_factor", "final_div_factor", "anneal", "three_phase"), _check_onecycle,
+        _onecycle,
+        UPDATE,
+        ("pct_start", "div_factor", "final_div_factor", "anneal", "three_phase"),
+        _check_onecycle,
         {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "anneal": "cos", "three_phase": False},
     ),
 }
+
 
 def with_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A plain copy of `spec` (a dict or DictConfig) with its shape's defaults for missing keys."""
@@ -220,8 +250,12 @@ def validate(spec: Mapping[str, Any], base_lr: float, epochs: int) -> None:
     v = spec.get("warmup_start", 0.0)
     check(is_number(v) and 0 <= v <= 1, "schedule.warmup_start", v, "a fraction in [0, 1]")
     w = spec.get("warmup_epochs", 0)
-    check(is_number(w) and 0 <= w < epochs, "schedule.warmup_epochs", w,
-          f"a number of epochs >= 0 and < trainer.epochs ({epochs})")
+    check(
+        is_number(w) and 0 <= w < epochs,
+        "schedule.warmup_epochs",
+        w,
+        f"a number of epochs >= 0 and < trainer.epochs ({epochs})",
+    )
     check(is_number(base_lr) and base_lr > 0, "optimizer.lr", base_lr, "a number > 0")
 
 
@@ -298,4 +332,3 @@ class Schedule:
         if self.spec["mode"] == "min":
             return a < (best * (1.0 - th) if rel else best - th)
         return a > (best * (1.0 + th) if rel else best + th)
-

@@ -12,8 +12,9 @@ and resumes the same curve, plateau state included.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any, Mapping, cast
+from typing import Any, cast
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -84,8 +85,10 @@ class ScheduleLR(LRScheduler):
                 pg["lr"].fill_(lr)
             else:
                 pg["lr"] = lr
-        self._last_lr = [lr.clone() if isinstance(lr, torch.Tensor) else lr
-                         for lr in (pg["lr"] for pg in self.optimizer.param_groups)]
+        self._last_lr = [
+            lr.clone() if isinstance(lr, torch.Tensor) else lr
+            for lr in (pg["lr"] for pg in self.optimizer.param_groups)
+        ]
 
     def _apply(self) -> None:
         """Set the LRs of the current update (after a plateau decision or a resume)."""
@@ -103,8 +106,12 @@ class ScheduleLR(LRScheduler):
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data: the update count, the last LRs and the plateau state."""
-        return {"last_epoch": self.last_epoch, "_step_count": self._step_count,
-                "_last_lr": [float(lr) for lr in self._last_lr], "plateau": asdict(self.schedule.plateau)}
+        return {
+            "last_epoch": self.last_epoch,
+            "_step_count": self._step_count,
+            "_last_lr": [float(lr) for lr in self._last_lr],
+            "plateau": asdict(self.schedule.plateau),
+        }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume the curve where `state_dict()` left it, and set the optimizer's LRs to match."""
@@ -115,12 +122,17 @@ class ScheduleLR(LRScheduler):
         self._apply()
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule_cfg: Mapping[str, Any], steps_per_epoch: int,
-                    epochs: int) -> ScheduleLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, schedule_cfg: Mapping[str, Any], steps_per_epoch: int, epochs: int
+) -> ScheduleLR:
     """The schedule config (conf/schedule/*.yaml: a DictConfig node or a dict) as a torch LRScheduler
     over `epochs` epochs of `steps_per_epoch` optimizer updates; call its `step()` after every update."""
-    check(isinstance(steps_per_epoch, int) and steps_per_epoch >= 1, "steps_per_epoch", steps_per_epoch,
-          "an integer >= 1 (optimizer updates per epoch)")
+    check(
+        isinstance(steps_per_epoch, int) and steps_per_epoch >= 1,
+        "steps_per_epoch",
+        steps_per_epoch,
+        "an integer >= 1 (optimizer updates per epoch)",
+    )
     check(isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "an integer >= 1")
     first = optimizer.param_groups[0]
     base_lr = first["base_lr"] if "base_lr" in first else optimizer.defaults["lr"]

@@ -49,8 +49,15 @@ log = logging.getLogger(__name__)
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher."
 STORAGE_ENV = "LRSWEEP_STORAGE"
 POLL_S = 0.5
-DROPPED_ARGS = ("hydra.sweeper.workers=", "hydra.sweep.dir=", "hydra/launcher=", "hydra.launcher.",
-                "hydra.sweeper.wait=", "hydra.sweeper.worker_index=", "hydra.sweeper.storage=")
+DROPPED_ARGS = (
+    "hydra.sweeper.workers=",
+    "hydra.sweep.dir=",
+    "hydra/launcher=",
+    "hydra.launcher.",
+    "hydra.sweeper.wait=",
+    "hydra.sweeper.worker_index=",
+    "hydra.sweeper.storage=",
+)
 
 
 def is_submitit(config: DictConfig) -> bool:
@@ -58,7 +65,7 @@ def is_submitit(config: DictConfig) -> bool:
 
 
 def cluster_kind(config: DictConfig) -> str:
-    """"slurm" for submitit_slurm, "local" for submitit_local."""
+    """ "slurm" for submitit_slurm, "local" for submitit_local."""
     return "slurm" if str(OmegaConf.select(config, "hydra.launcher._target_")).endswith("SlurmLauncher") else "local"
 
 
@@ -75,17 +82,22 @@ def check_storage(c: Any, plan: Plan, kind: str, settings: dict[str, Any]) -> No
     if is_url(plan.storage_spec) or kind != "slurm" or c.journal_on_shared_fs:
         return
     nodes = slurm_jobs.partition_nodes(settings.get("partition"))
-    check(nodes == 1 and int(settings.get("nodes") or 1) == 1, "hydra.sweeper.storage", plan.storage_spec,
-          "a PostgreSQL URL such as postgresql://user@dbhost/lrsweep for SLURM workers: they may run on "
-          f"several hosts (partition {settings.get('partition') or '(default)'}: {nodes or 'unknown'} nodes), "
-          "and journal file locks are not safe across machines (hydra.sweeper.journal_on_shared_fs=true "
-          "if your file system's locks are)")
+    check(
+        nodes == 1 and int(settings.get("nodes") or 1) == 1,
+        "hydra.sweeper.storage",
+        plan.storage_spec,
+        "a PostgreSQL URL such as postgresql://user@dbhost/lrsweep for SLURM workers: they may run on "
+        f"several hosts (partition {settings.get('partition') or '(default)'}: {nodes or 'unknown'} nodes), "
+        "and journal file locks are not safe across machines (hydra.sweeper.journal_on_shared_fs=true "
+        "if your file system's locks are)",
+    )
 
 
 def make_executor(settings: dict[str, Any], kind: str, n_workers: int) -> Any:
     """submitit's executor with the launcher's settings, as hydra-submitit-launcher maps them: the
     common ones as they are, the cluster's own with its prefix (`slurm_partition`, ...)."""
     import submitit
+
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     settings = dict(settings)
@@ -104,8 +116,15 @@ def make_executor(settings: dict[str, Any], kind: str, n_workers: int) -> Any:
 def worker_command(sweep_dir: str) -> list[str]:
     """The sweep command as one worker in a job: Hydra's basic launcher, the storage from the env."""
     argv = [a for a in sys.argv[1:] if not a.lstrip("+~").startswith(DROPPED_ARGS)]
-    return [sys.executable, os.path.abspath(sys.argv[0]), *argv, f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweeper.workers=1", "hydra/launcher=basic", f"hydra.sweeper.storage=${{oc.env:{STORAGE_ENV}}}"]
+    return [
+        sys.executable,
+        os.path.abspath(sys.argv[0]),
+        *argv,
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweeper.workers=1",
+        "hydra/launcher=basic",
+        f"hydra.sweeper.storage=${{oc.env:{STORAGE_ENV}}}",
+    ]
 
 
 def run_cluster_workers(sweeper: Any, plan: Plan) -> None:
@@ -127,8 +146,14 @@ def run_cluster_workers(sweeper: Any, plan: Plan) -> None:
     ids = [str(j.job_id) for j in jobs]
     study.set_user_attr(keys.CLUSTER_JOBS, sorted(set(study.user_attrs.get(keys.CLUSTER_JOBS) or []) | set(ids)))
     target = plan.storage_spec if is_url(plan.storage_spec) else plan.sweep_dir
-    log.info("%d workers queued as %s jobs %s on study '%s' in %s", plan.n_workers, kind, " ".join(ids),
-             plan.study_name, masked(plan.storage_spec))
+    log.info(
+        "%d workers queued as %s jobs %s on study '%s' in %s",
+        plan.n_workers,
+        kind,
+        " ".join(ids),
+        plan.study_name,
+        masked(plan.storage_spec),
+    )
     if not c.wait:
         print(f"workers queued: {' '.join(ids)}\nfollow them with: python -m sweep status {masked(target)}")
         return None
@@ -171,8 +196,10 @@ def wait_for(study: optuna.Study, jobs: list[Any], kind: str, n_trials: int) -> 
         while True:
             trials = study.get_trials(deepcopy=False)
             finished = sum(keys.counts_as_finished(t) for t in trials)
-            new = sorted((t for t in trials if t.state in ended and t.number not in seen),
-                         key=lambda t: t.datetime_complete or datetime.datetime.min)
+            new = sorted(
+                (t for t in trials if t.state in ended and t.number not in seen),
+                key=lambda t: t.datetime_complete or datetime.datetime.min,
+            )
             done = finished - sum(keys.counts_as_finished(t) for t in new)
             for t in new:
                 seen.add(t.number)

@@ -22,15 +22,20 @@ its config lacks is one line naming the role to declare. conf/train.yaml declare
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from omegaconf import OmegaConf
 
 from sweep.errors import check
 
 NODE = "lr_sweep"
-KEYS = {"optimizer.lr": "lr", "groups.head_lr_mult": "head_lr_mult", "groups.decay": "decay",
-        "trainer.epochs": "epochs"}  # train.py's key -> the role naming the app's key
+KEYS = {
+    "optimizer.lr": "lr",
+    "groups.head_lr_mult": "head_lr_mult",
+    "groups.decay": "decay",
+    "trainer.epochs": "epochs",
+}  # train.py's key -> the role naming the app's key
 PREFIXES = ("groups", "schedule", "optimizer")  # lr-sweep's config groups, wherever the app composes them
 MISSING = object()
 
@@ -97,9 +102,13 @@ def check_fixed(fixed: Mapping[str, Any], job_cfg: Any, app: str) -> None:
         if key.startswith("+") or OmegaConf.select(job_cfg, bare, default=MISSING) is not MISSING:
             continue
         role = KEYS.get(bare) or bare.partition(".")[0]
-        check(False, "hydra.sweeper.fixed", f"{bare}={fixed[key]}",
-              f"a key of {app}'s config: declare where it sits with `{NODE}.{role}: <key>` in its config "
-              f"(null leaves it out), or drop it with ~hydra.sweeper.fixed.{bare}")
+        check(
+            False,
+            "hydra.sweeper.fixed",
+            f"{bare}={fixed[key]}",
+            f"a key of {app}'s config: declare where it sits with `{NODE}.{role}: <key>` in its config "
+            f"(null leaves it out), or drop it with ~hydra.sweeper.fixed.{bare}",
+        )
 
 
 def check_view(job_cfg: Any, declaration: Mapping[str, Any]) -> Any:

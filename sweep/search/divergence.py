@@ -32,8 +32,11 @@ def is_divergence(outcome: Outcome) -> bool:
 
 def worst_value(study: optuna.Study) -> float | None:
     """The worst objective among the study's complete trials, None before any completed."""
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.value is not None and math.isfinite(t.value) and not keys.diverged(t.user_attrs)]
+    values = [
+        t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value) and not keys.diverged(t.user_attrs)
+    ]
     if not values:
         return None
     return min(values) if study.direction == optuna.study.StudyDirection.MAXIMIZE else max(values)

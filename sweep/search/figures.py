@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 LOG_SPAN = 1.5  # decades: a colour scale over a wider span of positive values is logarithmic
 STYLE = {  # state -> scatter style; failed and pruned are marked, never left out
@@ -28,7 +29,7 @@ def pyplot() -> Any:
 
 
 def metric_label(metric: str, maximize: bool) -> str:
-    """"val/acc (maximize: higher is better)"."""
+    """ "val/acc (maximize: higher is better)"."""
     return f"{metric} ({'maximize: higher' if maximize else 'minimize: lower'} is better)"
 
 
@@ -87,7 +88,7 @@ def log_ticks(ax: Any, axis: str = "x") -> None:
 
     a = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-    low, high = (ax.get_xlim() if axis == "x" else ax.get_ylim())
+    low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
     span = math.log10(high / low) if low > 0 and high > low else 3.0
     subs = (1.0, 2.0, 5.0) if span <= 2.2 else (1.0,)
     a.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sweep.trial import OUTCOME_ATTR, FollowerTrial, LeaderTrial, NoTrial, Outcome, handed_over_trials
 

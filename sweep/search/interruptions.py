@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -53,18 +54,29 @@ def mark(storage: optuna.storages.BaseStorage, trial_id: int, number: int, outco
     """Record an interrupted trial: left RUNNING, with where it stopped; one line."""
     attrs = storage.get_trial(trial_id).user_attrs
     worker = str(attrs.get(keys.WORKER, "?"))
-    info = {"epoch": outcome.epochs, "job_dir": attrs.get(keys.JOB_DIR), "worker": worker, "time": time.time(),
-            "reason": outcome.reason}
+    info = {
+        "epoch": outcome.epochs,
+        "job_dir": attrs.get(keys.JOB_DIR),
+        "worker": worker,
+        "time": time.time(),
+        "reason": outcome.reason,
+    }
     storage.set_trial_user_attr(trial_id, keys.INTERRUPTED, info)
-    log.warning("trial %d %s; it stays in the study and resumes when worker %s comes back", number,
-                outcome.reason, worker)
+    log.warning(
+        "trial %d %s; it stays in the study and resumes when worker %s comes back", number, outcome.reason, worker
+    )
 
 
 def mark_dead(storage: optuna.storages.BaseStorage, trial_id: int, trial: Any, sweep_dir: str) -> None:
     """A trial whose worker died without a signal but left a resume state: resumable at once."""
     worker = str(trial.user_attrs.get(keys.WORKER, "?"))
-    info = {"epoch": None, "job_dir": job_dir_of(trial, sweep_dir), "worker": worker, "time": 0.0,
-            "reason": f"worker {worker} died while running it; resumable from its resume state"}
+    info = {
+        "epoch": None,
+        "job_dir": job_dir_of(trial, sweep_dir),
+        "worker": worker,
+        "time": 0.0,
+        "reason": f"worker {worker} died while running it; resumable from its resume state",
+    }
     storage.set_trial_user_attr(trial_id, keys.INTERRUPTED, info)
     log.warning("trial %d: its worker %s is gone; it resumes from its last epoch end", trial.number, worker)
 
@@ -87,8 +99,9 @@ def claim(storage: optuna.storages.BaseStorage, trial_id: int) -> bool:
     return trial.state == TrialState.RUNNING and trial.user_attrs.get(keys.CLAIM) == me
 
 
-def take(study: optuna.Study, storage: optuna.storages.BaseStorage, worker: str, stale_after_s: float,
-         mine: set[int]) -> list[int]:
+def take(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, worker: str, stale_after_s: float, mine: set[int]
+) -> list[int]:
     """The ids of the RUNNING trials this worker resumes now, claimed and marked as its own."""
     study_id = storage.get_study_id_from_name(study.study_name)
     now, taken = time.time(), []

@@ -25,7 +25,8 @@ left out; a resume compares against it) and `settings_changes` (a list of `{"fro
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from optuna.trial import TrialState
 

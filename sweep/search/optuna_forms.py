@@ -14,7 +14,8 @@ for `hydra-optuna-sweeper` runs with one changed line (`override /hydra/sweeper:
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sweep.errors import ConfigError, check
 
@@ -25,9 +26,13 @@ def directions(value: Any) -> list[str]:
     """`direction` as a list of `maximize`/`minimize` (one entry: a single-objective study)."""
     listed = [value] if isinstance(value, str) or value is None else list(value)
     for d in listed:
-        check(str(d).lower() in DIRECTIONS and bool(listed), "hydra.sweeper.direction", value,
-              "maximize or minimize, or a list of them (several objectives); lr-sweep's presets read it "
-              "from the app's lr_sweep.direction")
+        check(
+            str(d).lower() in DIRECTIONS and bool(listed),
+            "hydra.sweeper.direction",
+            value,
+            "maximize or minimize, or a list of them (several objectives); lr-sweep's presets read it "
+            "from the app's lr_sweep.direction",
+        )
     return [str(d).lower() for d in listed]
 
 
@@ -66,15 +71,22 @@ def search_space_params(search_space: Mapping[str, Any] | None) -> dict[str, str
     out: dict[str, str] = {}
     for key, d in (search_space or {}).items():
         kind = d.get("type") if isinstance(d, Mapping) else None
-        check(kind in SPACE_TYPES, f"hydra.sweeper.search_space.{key}", d,
-              "{type: float|int|categorical, ...} (low/high/step/log or choices)")
+        check(
+            kind in SPACE_TYPES,
+            f"hydra.sweeper.search_space.{key}",
+            d,
+            "{type: float|int|categorical, ...} (low/high/step/log or choices)",
+        )
         if kind == "categorical":
             out[key] = "choice(" + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in d["choices"]) + ")"
             continue
         low, high = d["low"], d["high"]
         if d.get("step") is not None:  # the plugin includes `high` in a stepped space
-            out[key] = f"range({low}, {high + d['step']}, {d['step']})" if kind == "int" else \
-                f"range({float(low)}, {float(high) + float(d['step']) / 2}, {float(d['step'])})"
+            out[key] = (
+                f"range({low}, {high + d['step']}, {d['step']})"
+                if kind == "int"
+                else f"range({float(low)}, {float(high) + float(d['step']) / 2}, {float(d['step'])})"
+            )
             continue
         inner = f"interval({low}, {high})" if kind == "int" else f"interval({float(low)}, {float(high)})"
         inner = f"int({inner})" if kind == "int" else inner

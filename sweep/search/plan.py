@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from hydra.types import HydraContext
@@ -73,25 +74,45 @@ def in_process(config: DictConfig) -> bool:
 
 def check_settings(c: SweeperConf, jobs_in_process: bool) -> int:
     """The checks of the plain settings; returns the number of worker processes."""
-    check(isinstance(c.n_trials, int) and c.n_trials >= 1, "hydra.sweeper.n_trials", c.n_trials,
-          "an integer >= 1")
-    check(isinstance(c.trials_per_job, int) and c.trials_per_job >= 1, "hydra.sweeper.trials_per_job",
-          c.trials_per_job, "an integer >= 1")
+    check(isinstance(c.n_trials, int) and c.n_trials >= 1, "hydra.sweeper.n_trials", c.n_trials, "an integer >= 1")
+    check(
+        isinstance(c.trials_per_job, int) and c.trials_per_job >= 1,
+        "hydra.sweeper.trials_per_job",
+        c.trials_per_job,
+        "an integer >= 1",
+    )
     check(isinstance(c.n_jobs, int) and c.n_jobs >= 1, "hydra.sweeper.n_jobs", c.n_jobs, "an integer >= 1")
     optuna_forms.directions(c.direction)
-    check(c.max_failure_rate is None or 0 <= c.max_failure_rate <= 1, "hydra.sweeper.max_failure_rate",
-          c.max_failure_rate, "null (off) or a number in [0, 1]")
-    check(c.max_consecutive_failures >= 1, "hydra.sweeper.max_consecutive_failures",
-          c.max_consecutive_failures, "an integer >= 1")
-    check(c.keep_checkpoints is None or (isinstance(c.keep_checkpoints, int) and c.keep_checkpoints >= 0),
-          "hydra.sweeper.keep_checkpoints", c.keep_checkpoints, "null (keep all) or an integer >= 0")
-    check(c.trials_per_job == 1 or jobs_in_process, "hydra.sweeper.trials_per_job", c.trials_per_job,
-          "1 with a Hydra launcher other than the basic one (trials trained together run in the sweep's process)")
+    check(
+        c.max_failure_rate is None or 0 <= c.max_failure_rate <= 1,
+        "hydra.sweeper.max_failure_rate",
+        c.max_failure_rate,
+        "null (off) or a number in [0, 1]",
+    )
+    check(
+        c.max_consecutive_failures >= 1,
+        "hydra.sweeper.max_consecutive_failures",
+        c.max_consecutive_failures,
+        "an integer >= 1",
+    )
+    check(
+        c.keep_checkpoints is None or (isinstance(c.keep_checkpoints, int) and c.keep_checkpoints >= 0),
+        "hydra.sweeper.keep_checkpoints",
+        c.keep_checkpoints,
+        "null (keep all) or an integer >= 0",
+    )
+    check(
+        c.trials_per_job == 1 or jobs_in_process,
+        "hydra.sweeper.trials_per_job",
+        c.trials_per_job,
+        "1 with a Hydra launcher other than the basic one (trials trained together run in the sweep's process)",
+    )
     return resolve_workers(c.workers)
 
 
-def compose_job(c: SweeperConf, config: DictConfig, hydra_context: HydraContext,
-                arguments: list[str]) -> tuple[DictConfig, list[str], dict[str, Any]]:
+def compose_job(
+    c: SweeperConf, config: DictConfig, hydra_context: HydraContext, arguments: list[str]
+) -> tuple[DictConfig, list[str], dict[str, Any]]:
     """(the job config composed from the fixed overrides, those overrides, the app's lr_sweep
     declaration): the command line's fixed overrides, then the search config's `fixed` values (as
     the app names the keys) where the command line does not set them."""
@@ -99,8 +120,11 @@ def compose_job(c: SweeperConf, config: DictConfig, hydra_context: HydraContext,
     job_cfg = hydra_context.config_loader.load_sweep_config(config, list(fixed))
     declaration = declared_keys.declared(job_cfg)
     given = {line.split("=", 1)[0].lstrip("+~") for line in fixed}
-    preset = {k: v for k, v in declared_keys.mapped(c.fixed, declaration).items()
-              if v is not None and k.lstrip("+~") not in given}
+    preset = {
+        k: v
+        for k, v in declared_keys.mapped(c.fixed, declaration).items()
+        if v is not None and k.lstrip("+~") not in given
+    }
     if preset:
         declared_keys.check_fixed(preset, job_cfg, app_name())
         fixed = [format_override(k, v) for k, v in preset.items()] + list(fixed)
@@ -115,8 +139,12 @@ def pruning(c: SweeperConf, directions: list[str]) -> dict[str, Any]:
             log.info("pruning is off: a study with %d objectives cannot be pruned", len(directions))
         return search.pruner_spec("none", {})
     spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps)
-    check(isinstance(c.min_complete_trials, int) and c.min_complete_trials >= 0, "hydra.sweeper.min_complete_trials",
-          c.min_complete_trials, "an integer >= 0 (0: no floor)")
+    check(
+        isinstance(c.min_complete_trials, int) and c.min_complete_trials >= 0,
+        "hydra.sweeper.min_complete_trials",
+        c.min_complete_trials,
+        "an integer >= 0 (0: no floor)",
+    )
     return {**spec, FLOOR_KEY: c.min_complete_trials} if c.min_complete_trials and spec.get("name") != "none" else spec
 
 
@@ -128,13 +156,21 @@ def make_plan(c: SweeperConf, config: DictConfig, hydra_context: HydraContext, a
     lr_bounds = search.load_hook(c.lr_bounds, "hydra.sweeper.lr_bounds", LR_BOUNDS_HOOKS)
     job_cfg, fixed, declaration = compose_job(c, config, hydra_context, list(arguments))
     devices = job_devices(job_cfg)  # trainer.devices: the processes (GPUs) each trial trains on
-    check(devices == 1 or c.trials_per_job == 1, "hydra.sweeper.trials_per_job", c.trials_per_job,
-          f"1 with trainer.devices={devices} (trials trained together are one stacked model on one device)")
+    check(
+        devices == 1 or c.trials_per_job == 1,
+        "hydra.sweeper.trials_per_job",
+        c.trials_per_job,
+        f"1 with trainer.devices={devices} (trials trained together are one stacked model on one device)",
+    )
     n_workers = resolve_workers(c.workers, devices) if devices > 1 else n_workers
     params = {**optuna_forms.search_space_params(c.search_space), **dict(c.params or {})}
     space, _ = search.parse_space(declared_keys.mapped(params, declaration), arguments)
-    check(bool(space) or bool(c.space_hook) or bool(c.custom_search_space) or c.lr_bounds is not None,
-          "hydra.sweeper.params", dict(c.params or {}), "at least one searched key (or a space_hook)")
+    check(
+        bool(space) or bool(c.space_hook) or bool(c.custom_search_space) or c.lr_bounds is not None,
+        "hydra.sweeper.params",
+        dict(c.params or {}),
+        "at least one searched key (or a space_hook)",
+    )
     search.check_keys(space, job_cfg, app_name())
     if c.config_check:  # the job's own checks, so a bad fixed setting fails once, not per trial
         check_config = search.load_hook(c.config_check, "hydra.sweeper.config_check")
@@ -149,7 +185,21 @@ def make_plan(c: SweeperConf, config: DictConfig, hydra_context: HydraContext, a
         storage_spec = os.path.abspath(storage_spec)
     study_name = c.study_name or os.path.basename(sweep_dir.rstrip("/")) or "lr-sweep"
     enqueue = [e for e in (declared_keys.mapped(dict(p), declaration) for p in c.enqueue or []) if e]
-    return Plan(space, list(fixed), job_cfg, search.load_hook(c.space_hook), lr_bounds, pruner_spec, pruner,
-                sweep_dir, storage_spec, study_name, jobs_in_process, n_workers, directions,
-                search.load_hook(c.custom_search_space, "hydra.sweeper.custom_search_space"), enqueue,
-                declared_keys.lr_key(declaration))
+    return Plan(
+        space,
+        list(fixed),
+        job_cfg,
+        search.load_hook(c.space_hook),
+        lr_bounds,
+        pruner_spec,
+        pruner,
+        sweep_dir,
+        storage_spec,
+        study_name,
+        jobs_in_process,
+        n_workers,
+        directions,
+        search.load_hook(c.custom_search_space, "hydra.sweeper.custom_search_space"),
+        enqueue,
+        declared_keys.lr_key(declaration),
+    )

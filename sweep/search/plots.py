@@ -31,8 +31,9 @@ def _keys(study: optuna.Study) -> tuple[str | None, str | None]:
     """(the LR key, the multiplier key or None) among the study's searched keys."""
     trials = study.get_trials(deepcopy=False)
     mults = multiplier_keys([k for t in trials for k in t.params])
-    return study_lr_key(dict(study.user_attrs), trials), next((k for k in mults if "head" in k),
-                                                              mults[0] if mults else None)
+    return study_lr_key(dict(study.user_attrs), trials), next(
+        (k for k in mults if "head" in k), mults[0] if mults else None
+    )
 
 
 def unavailable(study: optuna.Study) -> dict[str, str]:
@@ -64,8 +65,11 @@ def draw(sweep_dir: str, study: optuna.Study) -> list[str]:
     makers = {
         "history.png": lambda: history([to_point(t, None) for t in study.get_trials(deepcopy=False)], metric, maximize),
         # PED-ANOVA: no scikit-learn forest to import and fit (fANOVA, Optuna's default, costs ~5 s)
-        "importance.png": lambda: ovm.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target_name=metric).figure,
+        "importance.png": lambda: (
+            ovm.plot_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target_name=metric
+            ).figure
+        ),
         "lr_vs_head_mult.png": lambda: _lr_vs_head_mult(study, metric, maximize),
     }
     written = []

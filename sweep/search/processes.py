@@ -44,8 +44,14 @@ def is_worker() -> bool:
 def worker_command(index: int, sweep_dir: str) -> list[str]:
     """This process's command line, as worker `index` of one sweep in `sweep_dir`."""
     argv = [a for a in sys.argv[1:] if not a.startswith(("hydra.sweeper.workers=", "hydra.sweep.dir="))]
-    return [sys.executable, sys.argv[0], *argv, f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweeper.workers=1", f"hydra.sweeper.worker_index={index}"]
+    return [
+        sys.executable,
+        sys.argv[0],
+        *argv,
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweeper.workers=1",
+        f"hydra.sweeper.worker_index={index}",
+    ]
 
 
 def job_devices(job_cfg: Any) -> int:
@@ -62,8 +68,9 @@ def visible_devices(index: int, devices: int) -> str:
     return ",".join(str(index * devices + d) for d in range(devices))
 
 
-def run_workers(n: int, sweep_dir: str, pin_gpus: bool, study_name: str, storage_spec: str,
-                devices: int = 1) -> list[int]:
+def run_workers(
+    n: int, sweep_dir: str, pin_gpus: bool, study_name: str, storage_spec: str, devices: int = 1
+) -> list[int]:
     """Start `n` workers, `devices` GPUs each where `pin_gpus`; wait for them; their exit codes. Ctrl-C
     stops them all and leaves the study resumable (each marks its running trial as interrupted)."""
     n_gpus = resolve_workers("auto") if pin_gpus else 0

@@ -14,7 +14,8 @@ import contextlib
 import datetime
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from sweep.trial import Outcome, Status
 
@@ -39,8 +40,11 @@ def trial_line(number: int, params: dict[str, Any], outcome: Outcome, seconds: f
     """The one progress line of a finished trial."""
     status = Status(outcome.status)
     if status == Status.COMPLETE:
-        ended = "complete " + (", ".join(f"{v:.4f}" for v in outcome.value) if isinstance(outcome.value, (list, tuple))
-                               else f"{outcome.value:.4f}")
+        ended = "complete " + (
+            ", ".join(f"{v:.4f}" for v in outcome.value)
+            if isinstance(outcome.value, (list, tuple))
+            else f"{outcome.value:.4f}"
+        )
     elif status == Status.PRUNED:
         ended = outcome.reason or "pruned"
     else:
@@ -60,8 +64,11 @@ def log_trial(trial: Any, outcome: Outcome) -> None:
 
 class _SweeperOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return (record.levelno >= logging.ERROR or record.name.startswith(SWEEPER_LOGGERS)
-                or bool(getattr(record, "console", False)))
+        return (
+            record.levelno >= logging.ERROR
+            or record.name.startswith(SWEEPER_LOGGERS)
+            or bool(getattr(record, "console", False))
+        )
 
 
 @contextlib.contextmanager
@@ -69,8 +76,11 @@ def quiet_console() -> Iterator[None]:
     """Inside this block the root logger's terminal handlers show only the sweeper's lines (and
     errors); file handlers (the trial's train.log) get everything."""
     keep = _SweeperOnly()
-    consoles = [h for h in logging.getLogger().handlers
-                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    consoles = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
     for handler in consoles:
         handler.addFilter(keep)
     try:

@@ -17,7 +17,8 @@ import datetime
 import math
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 
@@ -41,47 +42,93 @@ def group_lrs(best: an.Point, trial: optuna.trial.FrozenTrial, ctx: Context, mul
     curves = lr_curves(trial, ctx.sweep_dir)
     if curves:
         peaks = {tag.removeprefix("lr/"): max(v for _, v in c) for tag, c in curves.items()}
-        return [f"{g}: {peak:.4g}" + (f" (base x {peak / best.lr:.3g})" if best.lr else "") for g, peak in peaks.items()]
+        return [
+            f"{g}: {peak:.4g}" + (f" (base x {peak / best.lr:.3g})" if best.lr else "") for g, peak in peaks.items()
+        ]
     if best.lr is None:
         return []
-    return [f"{k.rsplit('.', 1)[-1].removesuffix('_mult').removesuffix('_lr')}: base x {fmt(best.params[k])} = "
-            f"{best.lr * float(best.params[k]):.4g}" for k in mults if k in best.params and "mult" in k]
+    return [
+        f"{k.rsplit('.', 1)[-1].removesuffix('_mult').removesuffix('_lr')}: base x {fmt(best.params[k])} = "
+        f"{best.lr * float(best.params[k]):.4g}"
+        for k in mults
+        if k in best.params and "mult" in k
+    ]
 
 
-def recommendation(best: an.Point | None, trial: Any, tied: list[an.Point], nz: an.Noise, ctx: Context,
-                   lr_key: str | None, mults: Sequence[str]) -> str:
+def recommendation(
+    best: an.Point | None,
+    trial: Any,
+    tied: list[an.Point],
+    nz: an.Noise,
+    ctx: Context,
+    lr_key: str | None,
+    mults: Sequence[str],
+) -> str:
     if best is None:
-        return h.section("Recommendation", h.finding("No trial completed: there is no setting to recommend; the "
-                                                      "warnings and the LR band below say where training failed."))
+        return h.section(
+            "Recommendation",
+            h.finding(
+                "No trial completed: there is no setting to recommend; the "
+                "warnings and the LR band below say where training failed."
+            ),
+        )
     rows = [[k, fmt(v)] for k, v in best.params.items()]
-    parts = [h.finding(f"Best: {ctx.metric} = {best.value:.4g} with {lr_key or 'the LR'} = "
-                       f"{fmt(best.lr)}.", [best.number]), h.table(["setting", "value"], rows)]
+    parts = [
+        h.finding(f"Best: {ctx.metric} = {best.value:.4g} with {lr_key or 'the LR'} = {fmt(best.lr)}.", [best.number]),
+        h.table(["setting", "value"], rows),
+    ]
     lrs = group_lrs(best, trial, ctx, mults)
     if lrs:
-        parts.append(h.finding("Each group's LR (its peak, from the trial's TensorBoard lr/<group> where it has "
-                               "one): " + "; ".join(lrs) + ".", [best.number]))
+        parts.append(
+            h.finding(
+                "Each group's LR (its peak, from the trial's TensorBoard lr/<group> where it has "
+                "one): " + "; ".join(lrs) + ".",
+                [best.number],
+            )
+        )
     others = [p for p in tied if p.number != best.number]
-    parts.append(h.finding(f"Tied with it (within {nz.tie:.3g}): " + (", ".join(
-        f"#{p.number} {p.value:.4g} (LR {fmt(p.lr)})" for p in others) or "none") + ".", [p.number for p in others]))
-    parts.append(h.finding(f"Noise: {nz.how}; two trials tie when their values differ by at most "
-                           f"{an.Z:g} x sqrt(2) x SE = {nz.tie:.3g}."))
+    parts.append(
+        h.finding(
+            f"Tied with it (within {nz.tie:.3g}): "
+            + (", ".join(f"#{p.number} {p.value:.4g} (LR {fmt(p.lr)})" for p in others) or "none")
+            + ".",
+            [p.number for p in others],
+        )
+    )
+    parts.append(
+        h.finding(
+            f"Noise: {nz.how}; two trials tie when their values differ by at most "
+            f"{an.Z:g} x sqrt(2) x SE = {nz.tie:.3g}."
+        )
+    )
     if ctx.rerun:
         parts += [h.finding("Rerun the best trial:"), h.command(ctx.rerun)]
     return h.section("Recommendation", *parts)
 
 
-def band_section(points: list[an.Point], best: an.Point | None, band: an.Band, ctx: Context, lr_key: str | None,
-                 maximize: bool) -> str:
+def band_section(
+    points: list[an.Point], best: an.Point | None, band: an.Band, ctx: Context, lr_key: str | None, maximize: bool
+) -> str:
     if lr_key is None:
-        return h.section("LR band", h.finding("No LR key was searched (no optimizer.lr, lr or *.lr among the "
-                                              "parameters): no band or sensitivity to draw."))
+        return h.section(
+            "LR band",
+            h.finding(
+                "No LR key was searched (no optimizer.lr, lr or *.lr among the "
+                "parameters): no band or sensitivity to draw."
+            ),
+        )
     parts = []
     if band.low is not None:
-        parts.append(h.finding(f"Base LRs tied with the best: {band.low:.3g} to {band.high:.3g}, "
-                               f"{band.decades:.2f} decades wide.", band.numbers))
+        parts.append(
+            h.finding(
+                f"Base LRs tied with the best: {band.low:.3g} to {band.high:.3g}, {band.decades:.2f} decades wide.",
+                band.numbers,
+            )
+        )
     d, ok = band.lowest_diverged, band.highest_ok
-    parts.append(h.finding(f"Lowest LR that diverged: {d.lr:.3g}." if d else "No trial diverged.",
-                           [d.number] if d else []))
+    parts.append(
+        h.finding(f"Lowest LR that diverged: {d.lr:.3g}." if d else "No trial diverged.", [d.number] if d else [])
+    )
     if ok is not None:
         parts.append(h.finding(f"Highest LR that never diverged: {ok.lr:.3g}.", [ok.number]))
     if band.headroom is not None:
@@ -95,8 +142,9 @@ def band_section(points: list[an.Point], best: an.Point | None, band: an.Band, c
     return h.section("LR band and sensitivity", *parts)
 
 
-def groups_section(points: list[an.Point], mults: Sequence[str], nz: an.Noise, ctx: Context, lr_key: str | None,
-                   maximize: bool) -> str:
+def groups_section(
+    points: list[an.Point], mults: Sequence[str], nz: an.Noise, ctx: Context, lr_key: str | None, maximize: bool
+) -> str:
     v = an.group_verdict(points, mults, nz, maximize)
     parts = [h.finding(v.text, v.numbers)]
     if lr_key:
@@ -123,9 +171,19 @@ def build(study: optuna.Study, ctx: Context) -> str:
     title = f"LR report: study '{study.study_name}'"
     meta = f"{len(trials)} trials; written {datetime.datetime.now():%Y-%m-%d %H:%M}"
     if len(study.directions) > 1:
-        return h.page(title, meta, [h.section("Not covered", h.finding(
-            f"A multi-objective study ({', '.join(d.name.lower() for d in study.directions)}): the LR report covers "
-            "single-objective studies only."))])
+        return h.page(
+            title,
+            meta,
+            [
+                h.section(
+                    "Not covered",
+                    h.finding(
+                        f"A multi-objective study ({', '.join(d.name.lower() for d in study.directions)}): "
+                        "the LR report covers single-objective studies only."
+                    ),
+                )
+            ],
+        )
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     lr_key = an.study_lr_key(dict(study.user_attrs), trials)
     mults = an.multiplier_keys([k for t in trials for k in t.params])
@@ -140,13 +198,15 @@ def build(study: optuna.Study, ctx: Context) -> str:
     warns = checks.warnings(points, best_trial, maximize, ctx.command, ctx.sweep_dir, mults, ctx.changed)
     sched = an.schedule_verdict(points, maximize)
     meta += f"; objective {ctx.metric}, {'maximized' if maximize else 'minimized'}"
-    sections = [recommendation(best, best_trial, tied, nz, ctx, lr_key, mults),
-                h.section("Warnings", *[h.warning(w.text, w.command, w.numbers) for w in warns]) if warns else "",
-                band_section(points, best, band, ctx, lr_key, maximize),
-                groups_section(points, mults, nz, ctx, lr_key, maximize),
-                h.section("Schedule", h.finding(sched.text, sched.numbers)) if sched else "",
-                curves_section(points, by_number, ctx, maximize),
-                h.budget_section(checks.budget(points, trials))]
+    sections = [
+        recommendation(best, best_trial, tied, nz, ctx, lr_key, mults),
+        h.section("Warnings", *[h.warning(w.text, w.command, w.numbers) for w in warns]) if warns else "",
+        band_section(points, best, band, ctx, lr_key, maximize),
+        groups_section(points, mults, nz, ctx, lr_key, maximize),
+        h.section("Schedule", h.finding(sched.text, sched.numbers)) if sched else "",
+        curves_section(points, by_number, ctx, maximize),
+        h.budget_section(checks.budget(points, trials)),
+    ]
     return h.page(title, meta, [s for s in sections if s])
 
 
@@ -170,8 +230,9 @@ def load_study(target: str, study_name: str | None) -> tuple[optuna.Study, str |
     if os.path.isdir(target):
         return study, os.path.abspath(target)
     dirs = [t.user_attrs.get("job_dir") for t in study.get_trials(deepcopy=False) if t.user_attrs.get("job_dir")]
-    return study, os.path.dirname(str(dirs[0])) if dirs else (os.path.dirname(os.path.abspath(spec))
-                                                               if os.path.isfile(spec) else None)
+    return study, os.path.dirname(str(dirs[0])) if dirs else (
+        os.path.dirname(os.path.abspath(spec)) if os.path.isfile(spec) else None
+    )
 
 
 def write_report(study: optuna.Study, sweep_dir: str | None, out: str | None = None) -> str:
@@ -188,8 +249,11 @@ def write_report(study: optuna.Study, sweep_dir: str | None, out: str | None = N
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweep report", description=__doc__.splitlines()[0])
-    parser.add_argument("target", metavar="DIR_OR_STORAGE_URL",
-                        help="a sweep dir (its study.journal), a journal file, or a database URL")
+    parser.add_argument(
+        "target",
+        metavar="DIR_OR_STORAGE_URL",
+        help="a sweep dir (its study.journal), a journal file, or a database URL",
+    )
     parser.add_argument("--study", default=None, help="the study name (default: the dir's name, or the only one)")
     parser.add_argument("--out", default=None, help="the page to write (default: SWEEP_DIR/report.html)")
     args = parser.parse_args(argv)

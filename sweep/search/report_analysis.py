@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -27,7 +28,8 @@ def lr_key(param_keys: Sequence[str]) -> str | None:
         if k in found:
             return k
     ends = sorted(k for k in found if k.endswith(".lr")) or sorted(
-        k for k in found if k.lower().endswith(("lr", "learning_rate")) and "mult" not in k)
+        k for k in found if k.lower().endswith(("lr", "learning_rate")) and "mult" not in k
+    )
     return ends[0] if ends else None
 
 
@@ -76,8 +78,16 @@ def to_point(t: FrozenTrial, key: str | None) -> Point:
     value = t.value if state == "COMPLETE" else (curve[-1][1] if curve and state == "PRUNED" else None)
     lr = t.params.get(key) if key else None
     epochs = int(outcome.get("epochs") or 0) if isinstance(outcome, dict) else 0
-    return Point(t.number, state, dict(t.params), None if lr is None else float(lr), value,
-                 keys.failure_reason(t.user_attrs), max(epochs, len(curve)), curve)
+    return Point(
+        t.number,
+        state,
+        dict(t.params),
+        None if lr is None else float(lr),
+        value,
+        keys.failure_reason(t.user_attrs),
+        max(epochs, len(curve)),
+        curve,
+    )
 
 
 def study_lr_key(study_attrs: dict[str, Any], trials: Sequence[FrozenTrial]) -> str | None:
@@ -126,13 +136,19 @@ def noise(points: Sequence[Point], best: Point | None, metric: str, n_val: int |
     if best is not None and n_val and "acc" in metric.lower() and 0.0 <= float(best.value) <= 1.0:  # type: ignore[arg-type]
         p = (float(best.value) * n_val + 1.0) / (n_val + 2.0)  # type: ignore[arg-type]  # 1.0 is never exact
         se = math.sqrt(p * (1.0 - p) / n_val)
-        return Noise(se, f"binomial standard error of {metric}: sqrt(p(1-p)/n) with p = {float(best.value):.4g} "  # type: ignore[arg-type]
-                         f"(the best, Laplace-smoothed) and n = {n_val} validation samples, SE = {se:.3g}")
+        return Noise(
+            se,
+            f"binomial standard error of {metric}: sqrt(p(1-p)/n) with p = {float(best.value):.4g} "  # type: ignore[arg-type]
+            f"(the best, Laplace-smoothed) and n = {n_val} validation samples, SE = {se:.3g}",
+        )
     spreads = [trend_spread([v for _, v in p.curve[-LAST:]]) for p in points if p.complete and len(p.curve) >= 3]
     if spreads:
         se = statistics.median(spreads)
-        return Noise(se, f"median over {len(spreads)} complete trials of the spread (standard deviation) of their "
-                         f"last {LAST} epochs' {metric} around a straight line, SE = {se:.3g}")
+        return Noise(
+            se,
+            f"median over {len(spreads)} complete trials of the spread (standard deviation) of their "
+            f"last {LAST} epochs' {metric} around a straight line, SE = {se:.3g}",
+        )
     return Noise(0.0, "unknown (no validation size and fewer than 3 epochs per trial): only equal values tie")
 
 
@@ -164,13 +180,24 @@ class Band:
         return math.log10(self.lowest_diverged.lr / self.best_lr)
 
 
+def _lr(p: Point) -> float:
+    """The base LR of a point already filtered to have one."""
+    assert p.lr is not None
+    return p.lr
+
+
 def band(points: Sequence[Point], tied: Sequence[Point], best: Point | None) -> Band:
-    lrs = [p for p in tied if p.lr is not None]
+    lrs = [_lr(p) for p in tied if p.lr is not None]
     diverged = [p for p in points if p.diverged and p.lr is not None]
     ok = [p for p in points if p.state in ("COMPLETE", "PRUNED") and p.lr is not None]
-    return Band(min((p.lr for p in lrs), default=None), max((p.lr for p in lrs), default=None),  # type: ignore[type-var]
-                sorted(p.number for p in lrs), min(diverged, key=lambda p: p.lr, default=None),  # type: ignore[arg-type,return-value]
-                max(ok, key=lambda p: p.lr, default=None), None if best is None else best.lr)  # type: ignore[arg-type,return-value]
+    return Band(
+        min(lrs, default=None),
+        max(lrs, default=None),
+        sorted(p.number for p in tied if p.lr is not None),
+        min(diverged, key=_lr, default=None),
+        max(ok, key=_lr, default=None),
+        None if best is None else best.lr,
+    )
 
 
 def is_one_lr(p: Point, mults: Sequence[str]) -> bool:
@@ -193,8 +220,11 @@ def group_verdict(points: Sequence[Point], mults: Sequence[str], nz: Noise, maxi
     one = [p for p in done if is_one_lr(p, mults)]
     multi = [p for p in done if not is_one_lr(p, mults)]
     if not one:
-        return Verdict(f"No one-LR trial ({', '.join(f'{k}=1' for k in mults)}) completed, so per-group LRs are "
-                       "not compared with one LR (the presets enqueue one: hydra.sweeper.enqueue).", [])
+        return Verdict(
+            f"No one-LR trial ({', '.join(f'{k}=1' for k in mults)}) completed, so per-group LRs are "
+            "not compared with one LR (the presets enqueue one: hydra.sweeper.enqueue).",
+            [],
+        )
     if not multi:
         return Verdict(f"Only one-LR trials completed (best #{one[0].number}).", [one[0].number])
     a, b = multi[0], one[0]
@@ -206,9 +236,12 @@ def group_verdict(points: Sequence[Point], mults: Sequence[str], nz: Noise, maxi
     else:
         word = "tied with one LR (within the noise: prefer one LR, it is simpler)"
     setting = ", ".join(f"{k}={a.params[k]:.3g}" for k in mults if k in a.params)
-    return Verdict(f"Per-group LRs {word}: the best per-group trial #{a.number} ({setting}) reached {a.value:.4g}, "
-                   f"the best one-LR trial #{b.number} {b.value:.4g}; difference {diff:+.3g} against a tie margin "
-                   f"of {nz.tie:.3g}.", [a.number, b.number])
+    return Verdict(
+        f"Per-group LRs {word}: the best per-group trial #{a.number} ({setting}) reached {a.value:.4g}, "
+        f"the best one-LR trial #{b.number} {b.value:.4g}; difference {diff:+.3g} against a tie margin "
+        f"of {nz.tie:.3g}.",
+        [a.number, b.number],
+    )
 
 
 def schedule_verdict(points: Sequence[Point], maximize: bool) -> Verdict | None:

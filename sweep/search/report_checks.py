@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 import shlex
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
@@ -26,7 +27,7 @@ class Warning_:
 
 
 def reason_kind(reason: str) -> str:
-    """"diverged at epoch 1/3, update 5/7: loss=nan" -> "diverged"."""
+    """ "diverged at epoch 1/3, update 5/7: loss=nan" -> "diverged"."""
     head = reason.split(":", 1)[0].split(" at ", 1)[0].split(" after ", 1)[0].strip()
     return head or "no reason recorded"
 
@@ -72,7 +73,7 @@ def _widened(d: FloatDistribution | IntDistribution, side: str) -> str:
 
 
 def edge_of(value: float, d: BaseDistribution) -> str | None:
-    """"low"/"high" when `value` lies within EDGE of that end of the range `d`, else None."""
+    """ "low"/"high" when `value` lies within EDGE of that end of the range `d`, else None."""
     if not isinstance(d, (FloatDistribution, IntDistribution)) or d.high <= d.low:
         return None
     if d.log and value > 0 and d.low > 0:
@@ -90,10 +91,15 @@ def edge_warnings(best: FrozenTrial, command: str, sweep_dir: str | None, mults:
         side = edge_of(float(best.params[key]), d)
         if side is None or (key in mults and (d.low if side == "low" else d.high) == 1):
             continue  # a multiplier or decay at its bound 1 is one LR: the group verdict says so
-        out.append(Warning_(f"The best trial #{best.number} has {key}={best.params[key]:.4g}, on the {side} edge "
-                            f"of its range [{d.low:g}, {d.high:g}] (within {EDGE:.0%}): the optimum may lie "
-                            "outside it. Widen the range:", with_override(command, key, _widened(d, side), sweep_dir, "-wider"),
-                            [best.number]))
+        out.append(
+            Warning_(
+                f"The best trial #{best.number} has {key}={best.params[key]:.4g}, on the {side} edge "
+                f"of its range [{d.low:g}, {d.high:g}] (within {EDGE:.0%}): the optimum may lie "
+                "outside it. Widen the range:",
+                with_override(command, key, _widened(d, side), sweep_dir, "-wider"),
+                [best.number],
+            )
+        )
     return out
 
 
@@ -110,28 +116,49 @@ def horizon_warning(points: Sequence[Point], maximize: bool, command: str, sweep
         mine = gain(p, step)
         others = [g for q in points if q.complete and (g := gain(q, step)) is not None]
         if mine and mine > 0 and others and mine > max(others):
-            return Warning_(f"Trial #{p.number} (LR {p.lr:.3g}) was pruned after {len(p.curve)} epochs while improving "
-                            f"fastest ({mine:+.3g} in its last epoch; the complete trials at most {max(others):+.3g}): "
-                            "pruning on early epochs favours small LRs (short-horizon bias). Prune later, or not:",
-                            with_override(command, "hydra.sweeper.n_warmup_steps", str(len(p.curve) * 2), sweep_dir,
-                                          "-later") + "   # or hydra.sweeper.pruner=none", [p.number])
+            return Warning_(
+                f"Trial #{p.number} (LR {p.lr:.3g}) was pruned after {len(p.curve)} epochs while improving "
+                f"fastest ({mine:+.3g} in its last epoch; the complete trials at most {max(others):+.3g}): "
+                "pruning on early epochs favours small LRs (short-horizon bias). Prune later, or not:",
+                with_override(command, "hydra.sweeper.n_warmup_steps", str(len(p.curve) * 2), sweep_dir, "-later")
+                + "   # or hydra.sweeper.pruner=none",
+                [p.number],
+            )
     return None
 
 
-def warnings(points: Sequence[Point], best: FrozenTrial | None, maximize: bool, command: str,
-             sweep_dir: str | None, mults: Sequence[str], changed: Sequence[str]) -> list[Warning_]:
+def warnings(
+    points: Sequence[Point],
+    best: FrozenTrial | None,
+    maximize: bool,
+    command: str,
+    sweep_dir: str | None,
+    mults: Sequence[str],
+    changed: Sequence[str],
+) -> list[Warning_]:
     """Every warning that applies, each with the command that fixes it."""
     out: list[Warning_] = edge_warnings(best, command, sweep_dir, mults) if best is not None else []
     n_done = sum(p.complete for p in points)
     if n_done < MIN_COMPLETE:
         n = sum(p.state in ("COMPLETE", "PRUNED") for p in points)
-        out.append(Warning_(f"Only {n_done} complete trials: too few to tell a band or a tie from luck. Run more "
-                            "(the same command resumes the study):",
-                            with_override(command, "hydra.sweeper.n_trials", str(n + 10)), []))
+        out.append(
+            Warning_(
+                f"Only {n_done} complete trials: too few to tell a band or a tie from luck. Run more "
+                "(the same command resumes the study):",
+                with_override(command, "hydra.sweeper.n_trials", str(n + 10)),
+                [],
+            )
+        )
     if (h := horizon_warning(points, maximize, command, sweep_dir)) is not None:
         out.append(h)
     if changed:
-        out.append(Warning_("This study mixes trials run with different fixed settings: " + "; ".join(changed)
-                            + ". Compare like with like: a new study (its own sweep dir) for the new settings:",
-                            with_override(command, "hydra.sweeper.n_trials", "20", sweep_dir, "-new"), []))
+        out.append(
+            Warning_(
+                "This study mixes trials run with different fixed settings: "
+                + "; ".join(changed)
+                + ". Compare like with like: a new study (its own sweep dir) for the new settings:",
+                with_override(command, "hydra.sweeper.n_trials", "20", sweep_dir, "-new"),
+                [],
+            )
+        )
     return out

@@ -9,8 +9,9 @@ import os
 import re
 import shlex
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from optuna.trial import FrozenTrial
 
@@ -62,7 +63,10 @@ def read_context(sweep_dir: str | None, study_attrs: dict[str, Any], trials: Seq
     app = " ".join(shlex.split(ctx.rerun)[:2]) if ctx.rerun else "python train.py"
     multirun = _load(os.path.join(sweep_dir, "multirun.yaml"))
     if multirun is not None:
-        overrides = [*(_select(multirun, "hydra.overrides.hydra") or []), *(_select(multirun, "hydra.overrides.task") or [])]
+        overrides = [
+            *(_select(multirun, "hydra.overrides.hydra") or []),
+            *(_select(multirun, "hydra.overrides.task") or []),
+        ]
         ctx.command = shlex.join([*shlex.split(app), "-m", *[str(o) for o in overrides]])
     ctx.metric = objective_metric(sweep_dir, study_attrs)
     ctx.lr_find = read_lr_find(sweep_dir)
@@ -71,13 +75,15 @@ def read_context(sweep_dir: str | None, study_attrs: dict[str, Any], trials: Seq
 
 
 def recorded_changes(study_attrs: dict[str, Any]) -> list[str]:
-    """"from trial #4: trainer.epochs 4 -> 2" for each resume that changed the fixed settings on
+    """ "from trial #4: trainer.epochs 4 -> 2" for each resume that changed the fixed settings on
     purpose (the study's `settings_changes` attribute)."""
     out = []
     for entry in study_attrs.get("settings_changes") or []:
         changes = entry.get("changes") or {} if isinstance(entry, dict) else {}
-        text = ", ".join(f"{k} {v[0]} -> {v[1]}" if isinstance(v, (list, tuple)) and len(v) == 2 else f"{k} {v}"
-                         for k, v in changes.items())
+        text = ", ".join(
+            f"{k} {v[0]} -> {v[1]}" if isinstance(v, (list, tuple)) and len(v) == 2 else f"{k} {v}"
+            for k, v in changes.items()
+        )
         if text:
             out.append(f"from trial #{entry.get('from_trial', '?')}: {text}")
     return out
@@ -142,7 +148,7 @@ def fixed_overrides(trial: FrozenTrial, sweep_dir: str) -> dict[str, str]:
 
 
 def changed_settings(trials: Sequence[FrozenTrial], sweep_dir: str) -> list[str]:
-    """"trainer.epochs: 4 (#0, #1), 2 (#2)" for each fixed setting that differs between trials."""
+    """ "trainer.epochs: 4 (#0, #1), 2 (#2)" for each fixed setting that differs between trials."""
     seen: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     read = [(t.number, fixed_overrides(t, sweep_dir)) for t in trials]
     read = [(n, f) for n, f in read if f]
@@ -150,8 +156,11 @@ def changed_settings(trials: Sequence[FrozenTrial], sweep_dir: str) -> list[str]
     for number, fixed in read:
         for k in all_keys:
             seen[k][fixed.get(k, "(unset)")].append(number)
-    return [f"{k}: " + ", ".join(f"{v} ({', '.join(f'#{n}' for n in nums)})" for v, nums in by.items())
-            for k, by in sorted(seen.items()) if len(by) > 1]
+    return [
+        f"{k}: " + ", ".join(f"{v} ({', '.join(f'#{n}' for n in nums)})" for v, nums in by.items())
+        for k, by in sorted(seen.items())
+        if len(by) > 1
+    ]
 
 
 def fill_curves(points: Sequence[Any], trials: dict[int, FrozenTrial], metric: str, sweep_dir: str | None) -> None:

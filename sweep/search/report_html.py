@@ -4,7 +4,8 @@ tiny inline script that marks whether every image loaded; nothing from the netwo
 from __future__ import annotations
 
 import html
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1000px;margin:1.5em auto;padding:0 1em;
@@ -37,8 +38,11 @@ def trials_note(numbers: Sequence[int]) -> str:
     """ "(trials #2, #5)" after a finding; nothing without trials."""
     if not numbers:
         return ""
-    return f' <span class="trials">(trial{"s" if len(numbers) > 1 else ""} ' + \
-        ", ".join(f"#{n}" for n in numbers) + ")</span>"
+    return (
+        f' <span class="trials">(trial{"s" if len(numbers) > 1 else ""} '
+        + ", ".join(f"#{n}" for n in numbers)
+        + ")</span>"
+    )
 
 
 def finding(text: str, numbers: Sequence[int] = ()) -> str:
@@ -68,10 +72,11 @@ def section(title: str, *parts: str) -> str:
 
 
 def page(title: str, meta: str, sections: Sequence[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{STYLE}</style><script>{CHECK_IMAGES}</script></head>\n"
-            f"<body><h1>{esc(title)}</h1><p class=\"meta\">{esc(meta)}</p>\n" + "\n".join(sections) +
-            "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style><script>{CHECK_IMAGES}</script></head>\n"
+        f'<body><h1>{esc(title)}</h1><p class="meta">{esc(meta)}</p>\n' + "\n".join(sections) + "\n</body></html>\n"
+    )
 
 
 def budget_section(b: Mapping[str, Any]) -> str:
@@ -83,6 +88,10 @@ def budget_section(b: Mapping[str, Any]) -> str:
     for kind, numbers in b["failures"].items():
         parts.append(finding(f"Failed: {len(numbers)} {kind}.", numbers))
     if b["wall_s"] is not None:
-        parts.append(finding(f"Time: {b['wall_s']:.0f} s from the first trial's start to the last one's end; "
-                             f"{b['trial_s']:.0f} s of trial time in all."))
+        parts.append(
+            finding(
+                f"Time: {b['wall_s']:.0f} s from the first trial's start to the last one's end; "
+                f"{b['trial_s']:.0f} s of trial time in all."
+            )
+        )
     return section("Budget", *parts)

@@ -11,7 +11,8 @@ overrides of the sweep already (`sweep.search.plan`).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 

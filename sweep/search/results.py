@@ -14,7 +14,8 @@ import re
 import shlex
 import subprocess
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
@@ -52,6 +53,7 @@ def trial_job_dir(t: FrozenTrial, sweep_dir: str) -> str:
 def rerun_overrides(fixed: Sequence[str]) -> list[str]:
     """The sweep's fixed overrides that a single rerun needs: not `search=` (it would start a
     sweep again) nor the sweep's own `hydra` settings."""
+
     def key(line: str) -> str:
         return line.split("=", 1)[0].lstrip("+~")
 
@@ -94,8 +96,18 @@ def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = 
         for t in trials:
             duration = t.duration.total_seconds() if t.duration else ""
             job_dir = trial_job_dir(t, sweep_dir)
-            w.writerow([t.number, keys.shown_state(t), value_of(t), trial_epochs(t, job_dir), duration, job_dir,
-                        keys.failure_reason(t.user_attrs), *(t.params.get(k, "") for k in params)])
+            w.writerow(
+                [
+                    t.number,
+                    keys.shown_state(t),
+                    value_of(t),
+                    trial_epochs(t, job_dir),
+                    duration,
+                    job_dir,
+                    keys.failure_reason(t.user_attrs),
+                    *(t.params.get(k, "") for k in params),
+                ]
+            )
     os.replace(tmp, path)
 
 
@@ -110,8 +122,11 @@ def ranked(study: optuna.Study) -> list[FrozenTrial]:
     """Complete trials, best first (none for several objectives: see `pareto_front`)."""
     if len(study.directions) > 1:
         return []
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and math.isfinite(t.value) and not keys.diverged(t.user_attrs)]
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value) and not keys.diverged(t.user_attrs)
+    ]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     return sorted(done, key=lambda t: (-_value(t) if maximize else _value(t), t.number))
 
@@ -144,8 +159,9 @@ def write_experiment(sweep_dir: str, study: optuna.Study) -> None:
         write_sweep_experiment(sweep_dir, list(dict.fromkeys(k.lstrip("+~") for t in trials for k in t.params)))
 
 
-def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[str],
-                  command: str = "python train.py") -> dict[str, Any]:
+def write_results(
+    path: str, study: optuna.Study, storage: str, fixed: Sequence[str], command: str = "python train.py"
+) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     counts = {s.name: sum(keys.shown_state(t) == s.name for t in trials) for s in TrialState}
     best = best_trial(study)
@@ -153,10 +169,16 @@ def write_results(path: str, study: optuna.Study, storage: str, fixed: Sequence[
     out: dict[str, Any] = {
         "name": "optuna",  # the Hydra Optuna plugin's keys (name, best_params, best_value, solutions) first
         **plugin_keys(study, best),
-        "study_name": study.study_name, "storage": masked(storage),
-        "direction": directions[0] if len(directions) == 1 else directions, "n_trials": counts,
-        "best": None if best is None else {
-            "value": best.value, "number": best.number, "job_dir": trial_job_dir(best, os.path.dirname(os.path.abspath(path))),
+        "study_name": study.study_name,
+        "storage": masked(storage),
+        "direction": directions[0] if len(directions) == 1 else directions,
+        "n_trials": counts,
+        "best": None
+        if best is None
+        else {
+            "value": best.value,
+            "number": best.number,
+            "job_dir": trial_job_dir(best, os.path.dirname(os.path.abspath(path))),
             "params": dict(best.params),
             "overrides": trial_fixed(best, fixed) + [format_override(k, v) for k, v in best.params.items()],
         },
@@ -175,17 +197,23 @@ def plugin_keys(study: optuna.Study, best: FrozenTrial | None) -> dict[str, Any]
     if len(study.directions) > 1:
         front = sorted(study.best_trials, key=lambda t: t.number)
         return {"solutions": [{"params": dict(t.params), "values": list(t.values), "number": t.number} for t in front]}
-    return {"best_params": None if best is None else dict(best.params),
-            "best_value": None if best is None else best.value}
+    return {
+        "best_params": None if best is None else dict(best.params),
+        "best_value": None if best is None else best.value,
+    }
 
 
 def plots_in_background(sweep_dir: str, storage: str, study_name: str) -> None:
     """Draw the plots in a detached process (`python -m sweep.search.plots`), so the sweep ends now."""
     log_path = os.path.join(sweep_dir, "plots.log")
     with open(log_path, "w") as log_file:
-        subprocess.Popen([sys.executable, "-m", "sweep.search.plots", sweep_dir, "--storage", storage,
-                          "--study", study_name], stdout=log_file, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "sweep.search.plots", sweep_dir, "--storage", storage, "--study", study_name],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def plots_note(study: optuna.Study, sweep_dir: str, enabled: bool) -> str:
@@ -193,10 +221,13 @@ def plots_note(study: optuna.Study, sweep_dir: str, enabled: bool) -> str:
     from sweep.search.plots import unavailable
 
     if not enabled:
-        return (f"plots and report.html: off (hydra.sweeper.plots=false); draw them with python -m sweep plots "
-                f"{sweep_dir}")
-    lines = [f"plots and the LR report ({sweep_dir}/report.html): being drawn in the background into {sweep_dir} "
-             f"(python -m sweep plots {sweep_dir} redraws both)"]
+        return (
+            f"plots and report.html: off (hydra.sweeper.plots=false); draw them with python -m sweep plots {sweep_dir}"
+        )
+    lines = [
+        f"plots and the LR report ({sweep_dir}/report.html): being drawn in the background into {sweep_dir} "
+        f"(python -m sweep plots {sweep_dir} redraws both)"
+    ]
     lines += [f"  {name} not drawn: {why}" for name, why in unavailable(study).items()]
     return "\n".join(lines)
 
@@ -209,8 +240,11 @@ def tensorboard_note(sweep_dir: str) -> str:
 
 def summary_table(study: optuna.Study, top: int = 5) -> str:
     trials = study.get_trials(deepcopy=False)
-    counts = ", ".join(f"{s.name.lower()} {n}" for s in TrialState  # a diverged trial is a failure
-                       if (n := sum(keys.shown_state(t) == s.name for t in trials)))
+    counts = ", ".join(
+        f"{s.name.lower()} {n}"
+        for s in TrialState  # a diverged trial is a failure
+        if (n := sum(keys.shown_state(t) == s.name for t in trials))
+    )
     done = ranked(study)
     lines = [f"study {study.study_name}: {len(trials)} trials ({counts})"]
     for t in done[:top]:

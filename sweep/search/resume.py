@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -36,8 +37,9 @@ def _plain(value: Any) -> Any:
 def fixed_settings(job_cfg: DictConfig, searched: Iterable[str]) -> dict[str, Any]:
     """`{key: value}` of every leaf of the job config, searched keys (and their subtrees) left out."""
     skip = [k.lstrip("+~") for k in searched]
-    tree = OmegaConf.to_container(OmegaConf.masked_copy(job_cfg, [str(k) for k in job_cfg if k not in LEFT_OUT]),
-                                  resolve=False)
+    tree = OmegaConf.to_container(
+        OmegaConf.masked_copy(job_cfg, [str(k) for k in job_cfg if k not in LEFT_OUT]), resolve=False
+    )
     out: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -56,8 +58,11 @@ def fixed_settings(job_cfg: DictConfig, searched: Iterable[str]) -> dict[str, An
 def differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, list[Any]]:
     """`{key: [value before, value now]}` for each key that differs (`<absent>` for a missing key)."""
     absent = "<absent>"
-    return {k: [before.get(k, absent), now.get(k, absent)] for k in sorted(set(before) | set(now))
-            if before.get(k, absent) != now.get(k, absent)}
+    return {
+        k: [before.get(k, absent), now.get(k, absent)]
+        for k in sorted(set(before) | set(now))
+        if before.get(k, absent) != now.get(k, absent)
+    }
 
 
 def _text(value: Any) -> str:
@@ -67,9 +72,11 @@ def _text(value: Any) -> str:
 def changed_line(study_name: str, changes: Mapping[str, list[Any]]) -> str:
     """What a rerun with other fixed settings is told (one line)."""
     each = ", ".join(f"{k}={_text(old)} (now {_text(new)})" for k, (old, new) in changes.items())
-    return (f"the study '{study_name}' was run with other fixed settings: {each}; rerun with the study's, "
-            f"add hydra.sweeper.allow_changed_settings=true to mix them on purpose, or start a new study "
-            f"(hydra.sweeper.study_name=NAME)")
+    return (
+        f"the study '{study_name}' was run with other fixed settings: {each}; rerun with the study's, "
+        f"add hydra.sweeper.allow_changed_settings=true to mix them on purpose, or start a new study "
+        f"(hydra.sweeper.study_name=NAME)"
+    )
 
 
 def check_settings(study: optuna.Study, settings: Mapping[str, Any], allow_changes: bool) -> None:
@@ -88,5 +95,7 @@ def check_settings(study: optuna.Study, settings: Mapping[str, Any], allow_chang
     history.append({"from_trial": len(study.get_trials(deepcopy=False)), "changes": changes})
     study.set_user_attr(keys.SETTINGS_CHANGES, history)
     study.set_user_attr(keys.SETTINGS, dict(settings))
-    log.warning("resuming with changed fixed settings (hydra.sweeper.allow_changed_settings=true): %s",
-                ", ".join(f"{k}: {_text(old)} -> {_text(new)}" for k, (old, new) in changes.items()))
+    log.warning(
+        "resuming with changed fixed settings (hydra.sweeper.allow_changed_settings=true): %s",
+        ", ".join(f"{k}: {_text(old)} -> {_text(new)}" for k, (old, new) in changes.items()),
+    )

@@ -14,8 +14,9 @@ Through a launcher (joblib, submitit, ...): the trial's identity travels in the 
 (`++trial.storage`, `++trial.study_name`, `++trial.number`: `++` adds the keys to an app whose
 config has no `trial` node), and the outcome comes back as the trial's `outcome` user attribute.
 
-`Launch` picks the way for each batch of jobs. Either way the result is one `Outcome` per trial: the one the job reported, else one made from
-how the job ended (its return value, a `TrialPruned`, an exception).
+`Launch` picks the way for each batch of jobs. Either way the result is one `Outcome` per trial: the
+one the job reported, else one made from how the job ended (its return value, a `TrialPruned`, an
+exception).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import logging
 import math
 import os
 import pickle
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides
@@ -58,8 +60,13 @@ def job_outcome(error: BaseException | None, value: Any, reported: Outcome | Non
         return Outcome(Status.FAILED, None, text)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return Outcome(Status.COMPLETE, float(value))
-    if isinstance(value, (list, tuple)) and value and all(  # several objectives (direction: [..., ...])
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(  # several objectives (direction: [..., ...])
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        )
+    ):
         return Outcome(Status.COMPLETE, [float(v) for v in value])  # type: ignore[arg-type]
     return Outcome(Status.FAILED, None, f"non-finite objective: {value!r}")
 
@@ -89,12 +96,18 @@ class InProcessJobs:
 
     Per set of config-group choices, the composed config is split once into the job's part and the
     `hydra` node; a trial gets its own copy of the job's part (unpickled from bytes made once,
-    where a deep copy of a DictConfig walks every node in Python) and runs under the shared `hydra` node, whose per-job fields
-    (number, overrides, output dir) are set before each job.
+    where a deep copy of a DictConfig walks every node in Python) and runs under the shared `hydra`
+    node, whose per-job fields (number, overrides, output dir) are set before each job.
     """
 
-    def __init__(self, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
-                 fixed: Sequence[str], job_cfg: DictConfig) -> None:
+    def __init__(
+        self,
+        hydra_context: HydraContext,
+        task_function: TaskFunction,
+        config: DictConfig,
+        fixed: Sequence[str],
+        job_cfg: DictConfig,
+    ) -> None:
         """`job_cfg`: the config composed from the `fixed` overrides alone (the sweeper has it)."""
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
         self.fixed, self.group_keys = list(fixed), set(job_cfg.hydra.runtime.choices)
@@ -107,7 +120,8 @@ class InProcessJobs:
         choices = tuple(sorted((k, str(v)) for k, v in values.items() if k.lstrip("+") in self.group_keys))
         if choices not in self._composed:
             cfg = self.hydra_context.config_loader.load_sweep_config(
-                self.config, self.fixed + [f"{k}={v}" for k, v in choices])
+                self.config, self.fixed + [f"{k}={v}" for k, v in choices]
+            )
             self._composed[choices] = pickle.dumps(cfg)
         return self._composed[choices]
 
@@ -179,8 +193,11 @@ class InProcessJobs:
             for h in files:
                 root.removeHandler(h)
                 h.close()
-            named = [name for name, spec in (cfg.hydra.job_logging or {}).get("handlers", {}).items()
-                     if spec is not None and "filename" in spec]
+            named = [
+                name
+                for name, spec in (cfg.hydra.job_logging or {}).get("handlers", {}).items()
+                if spec is not None and "filename" in spec
+            ]
             self._file_log = [(name, h.formatter or logging.Formatter(), h.level) for name, h in zip(named, files)]
         handlers: list[logging.Handler] = []
         for name, formatter, level in self._file_log:
@@ -241,17 +258,21 @@ class Launch:
     """Runs asked trials' jobs, `trials_per_job` trials to a job: in this process where the jobs can
     run here (`in_process`; not for overrides that delete a key, `~key`), else through `launcher`."""
 
-    def __init__(self, launcher: Launcher, in_process: InProcessJobs | None, fixed: Sequence[str],
-                 storage_spec: str, study_name: str) -> None:
+    def __init__(
+        self,
+        launcher: Launcher,
+        in_process: InProcessJobs | None,
+        fixed: Sequence[str],
+        storage_spec: str,
+        study_name: str,
+    ) -> None:
         self.launcher, self.in_process, self.fixed = launcher, in_process, list(fixed)
         self.storage_spec, self.study_name = storage_spec, study_name
 
     def __call__(self, jobs: list[list[Asked]]) -> list[list[Outcome]]:
         """One outcome per trial."""
-        lines = [[self.fixed + [format_override(k, v) for k, v in a.overrides.items()] for a in job]
-                 for job in jobs]
-        if self.in_process is not None and not any(k.startswith("~") for job in jobs for a in job
-                                                   for k in a.overrides):
+        lines = [[self.fixed + [format_override(k, v) for k, v in a.overrides.items()] for a in job] for job in jobs]
+        if self.in_process is not None and not any(k.startswith("~") for job in jobs for a in job for k in a.overrides):
             return [self.run_in_process(self.in_process, job, job_lines) for job, job_lines in zip(jobs, lines)]
         return self.run_via_launcher(jobs, lines)
 
@@ -269,8 +290,10 @@ class Launch:
 
     def run_via_launcher(self, jobs: list[list[Asked]], lines: list[list[list[str]]]) -> list[list[Outcome]]:
         """Any Hydra launcher; runs of consecutive first-trial numbers, so job dirs are named by them."""
-        job_lines = [trial_lines[0] + trial_overrides(self.storage_spec, self.study_name, job[0].trial.number)
-                     for job, trial_lines in zip(jobs, lines)]  # one trial a job: trials_per_job is 1 here
+        job_lines = [
+            trial_lines[0] + trial_overrides(self.storage_spec, self.study_name, job[0].trial.number)
+            for job, trial_lines in zip(jobs, lines)
+        ]  # one trial a job: trials_per_job is 1 here
         storage = open_storage(self.storage_spec)
         out: list[list[Outcome]] = []
         i = 0

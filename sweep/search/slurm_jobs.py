@@ -12,14 +12,27 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from optuna.trial import TrialState
 
 from sweep.search import keys
 
-ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
-          "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "PREEMPTED"}
+ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "RESIZING",
+    "SUSPENDED",
+    "STAGE_OUT",
+    "SIGNALING",
+    "PREEMPTED",
+}
 UNKNOWN = "unknown"
 TIMEOUT_S = 10
 PENDING_ARRAY = re.compile(r"^(\d+)_\[(.+)\]$")
@@ -27,7 +40,7 @@ PENDING_ARRAY = re.compile(r"^(\d+)_\[(.+)\]$")
 
 def job_of(worker: str) -> str | None:
     """The SLURM job id in a worker identity (`slurm:123_4` -> `123_4`), None for a local worker."""
-    return worker[len("slurm:"):] if worker.startswith("slurm:") else None
+    return worker[len("slurm:") :] if worker.startswith("slurm:") else None
 
 
 def _run(command: list[str]) -> str | None:

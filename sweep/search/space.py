@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Any, Callable, Mapping, cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
-from optuna.distributions import (BaseDistribution, CategoricalChoiceType, CategoricalDistribution,
-                                  FloatDistribution, IntDistribution)
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalChoiceType,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from sweep.errors import ConfigError, check
 
@@ -48,7 +54,8 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
 PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
     "median": {},
     "percentile": {"percentile": 25.0},
-    # first rung at epoch 2: at epoch 1 the short-horizon bias cost diabetes/Adam 2% of RMSE (bench/search_efficiency.py)
+    # first rung at epoch 2: at epoch 1 the short-horizon bias cost diabetes/Adam 2% of RMSE
+    # (bench/search_efficiency.py)
     "successive_halving": {"min_resource": 2, "reduction_factor": 3},
     "hyperband": {"min_resource": 1, "reduction_factor": 3},
     "none": {},
@@ -72,8 +79,12 @@ def _distribution(key: str, override: Override) -> BaseDistribution:
         check(not value.tags, key, text, "range(...) takes no tags (log needs interval)")
         start, stop, step = value.start, value.stop, value.step
         assert start is not None and stop is not None  # Hydra's range() always sets both
-        check(step is not None and step > 0 and stop > start, key, text,
-              "range(start, stop, step) with start < stop and step > 0 (stop is excluded)")
+        check(
+            step is not None and step > 0 and stop > start,
+            key,
+            text,
+            "range(start, stop, step) with start < stop and step > 0 (stop is excluded)",
+        )
         last = start + math.ceil((stop - start) / step - 1) * step
         if all(isinstance(v, int) for v in (start, stop, step)):
             return IntDistribution(int(start), int(last), step=int(step))
@@ -89,8 +100,10 @@ def _distribution(key: str, override: Override) -> BaseDistribution:
     raise ConfigError(key, text, "a sweep: interval(...), tag(log, interval(...)), int(...), choice(...) or range(...)")
 
 
-GRAMMAR = ("a value, or a sweep: interval(low, high), tag(log, interval(low, high)), int(interval(low, high)), "
-           "choice(a, b, ...) or range(start, stop[, step])")
+GRAMMAR = (
+    "a value, or a sweep: interval(low, high), tag(log, interval(low, high)), int(interval(low, high)), "
+    "choice(a, b, ...) or range(start, stop[, step])"
+)
 FUNCTIONS = ("interval", "tag", "choice", "range", "int", "float", "str", "bool", "glob", "shuffle", "sort")
 
 
@@ -153,9 +166,13 @@ def check_keys(space: Mapping[str, BaseDistribution], cfg: Any, app: str = "trai
         bare = key.lstrip("+~")
         if key.startswith("+") or bare in groups:
             continue
-        check(OmegaConf.select(cfg, bare, default=missing) is not missing, "hydra.sweeper.params", key,
-              f"keys of the job's config (python {app} --cfg job lists them), or +key to add one; an "
-              "lr-sweep preset's key is mapped by the app's lr_sweep node (docs/adopting.md)")
+        check(
+            OmegaConf.select(cfg, bare, default=missing) is not missing,
+            "hydra.sweeper.params",
+            key,
+            f"keys of the job's config (python {app} --cfg job lists them), or +key to add one; an "
+            "lr-sweep preset's key is mapped by the app's lr_sweep node (docs/adopting.md)",
+        )
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
@@ -186,8 +203,9 @@ def grid_of(space: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
     return grid
 
 
-def build_sampler(name: Any, options: Mapping[str, Any], seed: int | None,
-                  space: Mapping[str, BaseDistribution]) -> optuna.samplers.BaseSampler:
+def build_sampler(
+    name: Any, options: Mapping[str, Any], seed: int | None, space: Mapping[str, BaseDistribution]
+) -> optuna.samplers.BaseSampler:
     """A short name (`tpe`, with `sampler_options`) or the Optuna plugin's `{_target_: ..., seed: ...}`
     (its seed replaced by `seed`, which the caller offsets for resumes and workers)."""
     from sweep.search.optuna_forms import build_object, is_target
@@ -197,8 +215,12 @@ def build_sampler(name: Any, options: Mapping[str, Any], seed: int | None,
         if str(name["_target_"]).endswith("GridSampler") and "search_space" not in name:
             extra["search_space"] = grid_of(space)
         return build_object(name, "hydra.sweeper.sampler", **extra)
-    check(name in SAMPLERS, "hydra.sweeper.sampler", name,
-          f"one of {', '.join(SAMPLERS)}, or {{_target_: optuna.samplers.X, ...}}")
+    check(
+        name in SAMPLERS,
+        "hydra.sweeper.sampler",
+        name,
+        f"one of {', '.join(SAMPLERS)}, or {{_target_: optuna.samplers.X, ...}}",
+    )
     kwargs = dict(options or {})
     if name == "grid":
         return optuna.samplers.GridSampler(grid_of(space), seed=seed)
@@ -207,19 +229,26 @@ def build_sampler(name: Any, options: Mapping[str, Any], seed: int | None,
     try:
         return SAMPLERS[name](seed=seed, **kwargs)
     except TypeError as err:
-        raise ConfigError("hydra.sweeper.sampler_options", kwargs, f"arguments the {name} sampler takes ({err})") from None
+        raise ConfigError(
+            "hydra.sweeper.sampler_options", kwargs, f"arguments the {name} sampler takes ({err})"
+        ) from None
 
 
-def pruner_spec(name: Any, options: Mapping[str, Any], n_startup_trials: int = 5,
-                n_warmup_steps: int = 2) -> dict[str, Any]:
+def pruner_spec(
+    name: Any, options: Mapping[str, Any], n_startup_trials: int = 5, n_warmup_steps: int = 2
+) -> dict[str, Any]:
     """The pruner as plain data (stored in the study, so jobs in other processes rebuild it); a
     `{_target_: optuna.pruners.X, ...}` is kept as it is."""
     from sweep.search.optuna_forms import is_target
 
     if is_target(name):
         return dict(name)
-    check(name in PRUNERS, "hydra.sweeper.pruner", name,
-          f"one of {', '.join(PRUNERS)}, or {{_target_: optuna.pruners.X, ...}}")
+    check(
+        name in PRUNERS,
+        "hydra.sweeper.pruner",
+        name,
+        f"one of {', '.join(PRUNERS)}, or {{_target_: optuna.pruners.X, ...}}",
+    )
     spec = {"name": name, **PRUNER_DEFAULTS[name]}
     if name == "none":  # pruning off: a preset's options for the pruner it named do not apply
         return spec
@@ -243,11 +272,14 @@ def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     try:
         return with_floor(PRUNERS[name](**kwargs), floor)
     except TypeError as err:
-        raise ConfigError("hydra.sweeper.pruner_options", kwargs, f"arguments the {name} pruner takes ({err})") from None
+        raise ConfigError(
+            "hydra.sweeper.pruner_options", kwargs, f"arguments the {name} pruner takes ({err})"
+        ) from None
 
 
-def load_hook(path: str | None, key: str = "hydra.sweeper.space_hook",
-              short_names: Mapping[str, str] | None = None) -> Callable[..., Any] | None:
+def load_hook(
+    path: str | None, key: str = "hydra.sweeper.space_hook", short_names: Mapping[str, str] | None = None
+) -> Callable[..., Any] | None:
     """`module.function` (or one of `short_names`, which name such a path) -> the function: the
     conditional-space hook, or another hook named by the setting `key`."""
     if not path:

@@ -19,7 +19,8 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from optuna.trial import TrialState
 
@@ -37,8 +38,11 @@ def resolve(target: str, study: str | None) -> tuple[str, str | None]:
     if os.path.isdir(target):
         journal = os.path.join(target, "study.journal")
         if not os.path.isfile(journal):
-            raise ConfigError("status", target, "a sweep dir holding study.journal, a journal file, or the "
-                                                "database URL of hydra.sweeper.storage")
+            raise ConfigError(
+                "status",
+                target,
+                "a sweep dir holding study.journal, a journal file, or the database URL of hydra.sweeper.storage",
+            )
         return journal, study or os.path.basename(os.path.abspath(target).rstrip("/"))
     if not os.path.exists(target):
         raise ConfigError("status", target, "an existing sweep dir, journal file, or a database URL")
@@ -71,23 +75,35 @@ def counts(trials: Sequence[Any]) -> str:
     return f"{', '.join(parts) or 'no trials'} ({len(trials)} in all)"
 
 
-def report(name: str, where: str, direction: str, trials: Sequence[Any], now: float | None = None,
-           study_jobs: Sequence[str] = ()) -> str:
+def report(
+    name: str,
+    where: str,
+    direction: str,
+    trials: Sequence[Any],
+    now: float | None = None,
+    study_jobs: Sequence[str] = (),
+) -> str:
     """The full status of one study, as lines a person reads; `study_jobs`: its SLURM worker jobs."""
     now = time.time() if now is None else now
     lines = [f"study '{name}' in {where} ({direction})", f"trials: {counts(trials)}"]
     best = best_of(trials, direction == "maximize")
-    lines.append(f"best: #{best.number} value {best.value:.6g}  {_params(best.params)}" if best
-                 else "best: none yet (no trial has completed)")
+    lines.append(
+        f"best: #{best.number} value {best.value:.6g}  {_params(best.params)}"
+        if best
+        else "best: none yet (no trial has completed)"
+    )
     running = [t for t in trials if t.state == TrialState.RUNNING]
     if running:
         lines.append("running:")
     for t in running:
         worker = t.user_attrs.get(keys.WORKER, "?")
         beat = t.user_attrs.get(keys.HEARTBEAT)
-        beat_text = (f"heartbeat {ago(now - float(beat))} "
-                     f"({datetime.datetime.fromtimestamp(float(beat), datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)"
-                     if beat is not None else "no heartbeat yet")
+        beat_text = (
+            f"heartbeat {ago(now - float(beat))} "
+            f"({datetime.datetime.fromtimestamp(float(beat), datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)"
+            if beat is not None
+            else "no heartbeat yet"
+        )
         started = f", started {ago(now - t.datetime_start.timestamp())}" if t.datetime_start else ""
         stopped = t.user_attrs.get(keys.INTERRUPTED)
         if isinstance(stopped, dict):  # waiting for its worker to come back (sweep.search.interruptions)
@@ -137,14 +153,22 @@ def status(target: str, study_name: str | None = None) -> str:
         return "\n".join(lines)
     chosen = next(s for s in studies if s.study_name == (wanted or names[0]))
     trials = storage.get_all_trials(chosen._study_id, deepcopy=False)
-    return report(chosen.study_name, masked(spec), study_directions(chosen), trials,
-                  study_jobs=chosen.user_attrs.get(keys.CLUSTER_JOBS) or ())
+    return report(
+        chosen.study_name,
+        masked(spec),
+        study_directions(chosen),
+        trials,
+        study_jobs=chosen.user_attrs.get(keys.CLUSTER_JOBS) or (),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweep status", description=__doc__.splitlines()[0])
-    parser.add_argument("target", metavar="DIR_OR_STORAGE_URL",
-                        help="a sweep dir (its study.journal), a journal file, or a database URL")
+    parser.add_argument(
+        "target",
+        metavar="DIR_OR_STORAGE_URL",
+        help="a sweep dir (its study.journal), a journal file, or a database URL",
+    )
     parser.add_argument("--study", default=None, help="the study name (default: the dir's name, or the only one)")
     args = parser.parse_args(argv)
     try:

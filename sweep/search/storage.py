@@ -69,8 +69,11 @@ def _first_line(err: BaseException, password: str | None) -> str:
 
 def _engine_kwargs(url: Any) -> dict[str, Any]:
     """A dead connection is replaced, and an unreachable server fails in seconds, not minutes."""
-    timeout = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.get_backend_name() in (
-        "postgresql", "mysql") else {}
+    timeout = (
+        {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+        if url.get_backend_name() in ("postgresql", "mysql")
+        else {}
+    )
     return {"pool_pre_ping": True, **timeout}
 
 
@@ -100,14 +103,14 @@ def _connect_check(engine: Any, url: Any, spec: str) -> Any:
     try:
         return engine.connect()
     except (OperationalError, DBAPIError) as err:
-        raise _error(spec, f"a database that accepts connections: {_where(url)}: "
-                           f"{_first_line(err, url.password)}") from None
+        raise _error(
+            spec, f"a database that accepts connections: {_where(url)}: {_first_line(err, url.password)}"
+        ) from None
 
 
 def _is_schema_race(err: BaseException) -> bool:
     text = f"{err!r} {getattr(err, '__cause__', '')!r}".lower()
-    return any(s in text for s in ("already exists", "uniqueviolation", "duplicate key", "integrityerror",
-                                   "deadlock"))
+    return any(s in text for s in ("already exists", "uniqueviolation", "duplicate key", "integrityerror", "deadlock"))
 
 
 def open_rdb(spec: str, *, create_schema: bool = True) -> optuna.storages.RDBStorage:
@@ -124,8 +127,9 @@ def open_rdb(spec: str, *, create_schema: bool = True) -> optuna.storages.RDBSto
         if not sqlalchemy.inspect(connection).has_table("studies"):
             connection.close()
             engine.dispose()
-            raise _error(spec, f"a database that holds Optuna's tables: {_where(url)} has none "
-                               "(no sweep has used it yet)")
+            raise _error(
+                spec, f"a database that holds Optuna's tables: {_where(url)} has none (no sweep has used it yet)"
+            )
     try:
         if postgres and create_schema:  # the others wait here while the first creates the schema
             from sqlalchemy import text
@@ -133,14 +137,19 @@ def open_rdb(spec: str, *, create_schema: bool = True) -> optuna.storages.RDBSto
             connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": SCHEMA_LOCK_ID})
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
-                return optuna.storages.RDBStorage(spec, engine_kwargs=_engine_kwargs(url),
-                                                  skip_table_creation=not create_schema,
-                                                  skip_compatibility_check=not create_schema)
+                return optuna.storages.RDBStorage(
+                    spec,
+                    engine_kwargs=_engine_kwargs(url),
+                    skip_table_creation=not create_schema,
+                    skip_compatibility_check=not create_schema,
+                )
             except Exception as err:  # noqa: BLE001 - sorted below: a creation race is retried, the rest is one line
                 if create_schema and _is_schema_race(err) and attempt + 1 < SCHEMA_ATTEMPTS:
                     time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
                     continue
-                raise _error(spec, f"a database Optuna can use: {_where(url)}: {_first_line(err, url.password)}") from None
+                raise _error(
+                    spec, f"a database Optuna can use: {_where(url)}: {_first_line(err, url.password)}"
+                ) from None
         raise AssertionError("unreachable")
     finally:
         if postgres and create_schema:
@@ -168,7 +177,9 @@ def open_journal(spec: str, *, create: bool = True) -> optuna.storages.JournalSt
         elif not os.access(path, os.R_OK):
             raise PermissionError(f"{path} is not readable")
     except OSError as err:
-        raise _error(spec, f"a journal file path that can be created: {err.filename or path}: {err.strerror or err}") from None
+        raise _error(
+            spec, f"a journal file path that can be created: {err.filename or path}: {err.strerror or err}"
+        ) from None
     backend = JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
     return optuna.storages.JournalStorage(backend)
 
@@ -183,9 +194,13 @@ def open_storage_readonly(spec: str) -> optuna.storages.BaseStorage:
     return open_rdb(spec, create_schema=False) if is_url(spec) else open_journal(spec, create=False)
 
 
-def create_or_load_study(storage: optuna.storages.BaseStorage, study_name: str, direction: str | list[str],
-                         sampler: optuna.samplers.BaseSampler | None = None,
-                         pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+def create_or_load_study(
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    direction: str | list[str],
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
     """The study, made by whichever worker gets there first; the others load it.
 
     Two workers that both find no study both try to create it; the loser sees DuplicatedStudyError
@@ -196,8 +211,9 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, study_name: str, 
         try:
             names = [direction] if isinstance(direction, str) else list(direction)
             directions = cast(list[Literal["minimize", "maximize"]], names)  # Optuna rejects any other name
-            return optuna.create_study(study_name=study_name, storage=storage, directions=directions,
-                                       sampler=sampler, pruner=pruner)
+            return optuna.create_study(
+                study_name=study_name, storage=storage, directions=directions, sampler=sampler, pruner=pruner
+            )
         except optuna.exceptions.DuplicatedStudyError:
             pass
         except Exception as err:  # noqa: BLE001 - a half-made study of another worker: wait, then load
@@ -210,4 +226,3 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, study_name: str, 
             last = err
             time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
     raise RuntimeError(f"could not create or load study '{study_name}': {last}")
-

@@ -5,7 +5,8 @@ processes, and the LR bounds measured once per study."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
@@ -15,9 +16,9 @@ from optuna.trial import TrialState
 from sweep.errors import check
 from sweep.search import keys, resume
 from sweep.search import space as search
+from sweep.search.optuna_forms import directions, sampler_seed
 from sweep.search.plan import Plan
 from sweep.search.runners import task_config
-from sweep.search.optuna_forms import directions, sampler_seed
 from sweep.search.settings import SweeperConf
 from sweep.search.storage import create_or_load_study, masked, open_storage
 
@@ -44,8 +45,12 @@ def open_study(c: SweeperConf, plan: Plan) -> tuple[optuna.Study, optuna.storage
     wanted = directions(c.direction)
     study = create_or_load_study(storage, plan.study_name, wanted, sampler, plan.pruner)
     existing = [d.name.lower() for d in study.directions]
-    check(existing == wanted, "hydra.sweeper.direction", c.direction,
-          f"the direction of the existing study '{plan.study_name}' ({'/'.join(existing)})")
+    check(
+        existing == wanted,
+        "hydra.sweeper.direction",
+        c.direction,
+        f"the direction of the existing study '{plan.study_name}' ({'/'.join(existing)})",
+    )
     if study.user_attrs.get(keys.LR_KEY) != plan.lr_key:
         study.set_user_attr(keys.LR_KEY, plan.lr_key)  # plots and results read the LR from this key
     searched = [*plan.space, *([plan.lr_key] if plan.lr_bounds is not None else [])]
@@ -59,8 +64,14 @@ def open_study(c: SweeperConf, plan: Plan) -> tuple[optuna.Study, optuna.storage
         inside = {k: v for k, v in partial.items() if k not in plan.space or fits(plan.space[k], v)}
         if inside:  # a range the command line narrowed past the value (head_lr_mult from 2) drops it
             study.enqueue_trial(inside, skip_if_exists=True)
-    log.info("study '%s' in %s: %d trials so far, %d finished of %d", plan.study_name,
-             masked(plan.storage_spec), n_before, count(study, keys.FINISHED), c.n_trials)
+    log.info(
+        "study '%s' in %s: %d trials so far, %d finished of %d",
+        plan.study_name,
+        masked(plan.storage_spec),
+        n_before,
+        count(study, keys.FINISHED),
+        c.n_trials,
+    )
     return study, storage
 
 
@@ -87,12 +98,15 @@ def apply_lr_bounds(name: str | None, plan: Plan, study: optuna.Study) -> None:
     bounds = study.user_attrs.get(keys.LR_BOUNDS)
     if bounds is None:
         low, high = interval_of(plan.lr_bounds(task_config(plan.job_cfg), plan.sweep_dir))
-        check(0 < low < high, "hydra.sweeper.lr_bounds", name,
-              f"a hook whose interval has 0 < low < high (it returned [{low:.3g}, {high:.3g}])")
+        check(
+            0 < low < high,
+            "hydra.sweeper.lr_bounds",
+            name,
+            f"a hook whose interval has 0 < low < high (it returned [{low:.3g}, {high:.3g}])",
+        )
         study.set_user_attr(keys.LR_BOUNDS, [low, high])
         bounds = study.user_attrs[keys.LR_BOUNDS]  # read back: a worker that wrote first wins for all
-        log.info("%s: optimizer.lr searched in [%.3g, %.3g] (its files, if any, in %s)", name, *bounds,
-                 plan.sweep_dir)
+        log.info("%s: optimizer.lr searched in [%.3g, %.3g] (its files, if any, in %s)", name, *bounds, plan.sweep_dir)
     else:
         log.info("%s: the study's interval [%.3g, %.3g], measured before", name, *bounds)
     plan.space[plan.lr_key] = FloatDistribution(float(bounds[0]), float(bounds[1]), log=True)

@@ -30,8 +30,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from sweep.search import divergence, edges, keys, processes, progress, rerun, results, workers
-from sweep.search import cluster, interruptions
+from sweep.search import cluster, divergence, edges, interruptions, keys, processes, progress, rerun, results, workers
 from sweep.search import space as search
 from sweep.search.checkpoints import keep_best_checkpoints
 from sweep.search.optuna_forms import custom_overrides
@@ -63,7 +62,8 @@ class LRSweeper:
 
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: list[str]) -> None:
         plan = make_plan(self.conf, self.config, self.hydra_context, list(arguments))
@@ -71,8 +71,14 @@ class LRSweeper:
         if plan.n_workers > 1 and not processes.is_worker() and cluster.is_submitit(self.config):
             return cluster.run_cluster_workers(self, plan)  # the workers are SLURM (or submitit local) jobs
         if plan.n_workers > 1 and not processes.is_worker():
-            codes = processes.run_workers(plan.n_workers, plan.sweep_dir, self.conf.workers == "auto",
-                                          plan.study_name, plan.storage_spec, processes.job_devices(plan.job_cfg))
+            codes = processes.run_workers(
+                plan.n_workers,
+                plan.sweep_dir,
+                self.conf.workers == "auto",
+                plan.study_name,
+                plan.storage_spec,
+                processes.job_devices(plan.job_cfg),
+            )
             if any(codes):
                 log.warning("worker exit codes: %s", codes)
             study = optuna.load_study(study_name=plan.study_name, storage=open_storage(plan.storage_spec))
@@ -81,8 +87,11 @@ class LRSweeper:
         apply_lr_bounds(self.conf.lr_bounds, plan, study)
         os.makedirs(plan.sweep_dir, exist_ok=True)
         OmegaConf.save(self.config, os.path.join(plan.sweep_dir, "multirun.yaml"))  # as Hydra's launchers do
-        in_process = InProcessJobs(self.hydra_context, self.task_function, self.config, plan.fixed,
-                                   plan.job_cfg) if plan.in_process else None
+        in_process = (
+            InProcessJobs(self.hydra_context, self.task_function, self.config, plan.fixed, plan.job_cfg)
+            if plan.in_process
+            else None
+        )
         self.launch = Launch(self.launcher, in_process, plan.fixed, plan.storage_spec, plan.study_name)
         self.heartbeat = workers.Heartbeat(storage, self.conf.heartbeat_s)
         if plan.in_process:  # SIGTERM/SIGUSR2 stop the running trial resumably (sweep.train.resume)
@@ -127,8 +136,10 @@ class LRSweeper:
             keep_best_checkpoints(study, plan.sweep_dir, c.keep_checkpoints)
             failed = sum(state == TrialState.FAIL for state in states)
             if c.max_failure_rate is not None and states and failed / len(states) > c.max_failure_rate:
-                raise TooManyFailures(f"{failed} of {len(states)} trials of a batch failed "
-                                      f"(hydra.sweeper.max_failure_rate={c.max_failure_rate})")
+                raise TooManyFailures(
+                    f"{failed} of {len(states)} trials of a batch failed "
+                    f"(hydra.sweeper.max_failure_rate={c.max_failure_rate})"
+                )
 
     def done(self, study: optuna.Study, failures_in_a_row: int) -> bool:
         """Whether the sweep ends here: n_trials finished, a run of failures, or a finished grid."""
@@ -137,12 +148,17 @@ class LRSweeper:
         if finished >= c.n_trials:
             return True
         if failures_in_a_row >= c.max_consecutive_failures:
-            log.error("stopping: %d trials failed in a row (hydra.sweeper.max_consecutive_failures=%d); "
-                      "see trials.csv for the reasons", failures_in_a_row, c.max_consecutive_failures)
+            log.error(
+                "stopping: %d trials failed in a row (hydra.sweeper.max_consecutive_failures=%d); "
+                "see trials.csv for the reasons",
+                failures_in_a_row,
+                c.max_consecutive_failures,
+            )
             return True
         if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
-            log.info("the grid is done: all its points were tried (%d finished trials of n_trials=%d)",
-                     finished, c.n_trials)
+            log.info(
+                "the grid is done: all its points were tried (%d finished trials of n_trials=%d)", finished, c.n_trials
+            )
             return True
         return False
 
@@ -162,8 +178,11 @@ class LRSweeper:
             raise
         finally:
             self.heartbeat.discard(ids)
-        states = [self.record(study, a, outcome)
-                  for job, job_outcomes in zip(jobs, outcomes) for a, outcome in zip(job, job_outcomes)]
+        states = [
+            self.record(study, a, outcome)
+            for job, job_outcomes in zip(jobs, outcomes)
+            for a, outcome in zip(job, job_outcomes)
+        ]
         if TrialState.RUNNING in states or stop_requested():  # a stop request: leave, resumable
             raise interruptions.Stopped()
         return states
@@ -171,8 +190,9 @@ class LRSweeper:
     def resume_interrupted(self, plan: Plan, study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
         """Run the interrupted trials this worker may take (its own at once, others' once stale)
         as the same trials, in their own job dirs (`sweep.search.interruptions`)."""
-        for trial_id in interruptions.take(study, storage, self.worker(plan), self.conf.stale_after_s,
-                                           self.heartbeat.mine()):
+        for trial_id in interruptions.take(
+            study, storage, self.worker(plan), self.conf.stale_after_s, self.heartbeat.mine()
+        ):
             trial = optuna.trial.Trial(study, trial_id)
             self.run_jobs(study, [[Asked(trial, trial_id, self.overrides_for(plan, trial))]])
 
@@ -202,7 +222,7 @@ class LRSweeper:
                 continue
             asked.append(a)
         size = self.conf.trials_per_job
-        return [asked[i:i + size] for i in range(0, len(asked), size)]
+        return [asked[i : i + size] for i in range(0, len(asked), size)]
 
     def overrides_for(self, plan: Plan, trial: optuna.Trial) -> dict:
         """The trial's overrides: its sampled values (those it has already, for a resumed trial) and
@@ -229,25 +249,36 @@ class LRSweeper:
         plots = self.conf.plots and len(study.directions) == 1  # the plots and report read one objective
         if plots:
             results.plots_in_background(plan.sweep_dir, plan.storage_spec, plan.study_name)
-        log.info("%s\nresults in %s\n%s%s", results.summary_table(study), plan.sweep_dir,
-                 results.plots_note(study, plan.sweep_dir, plots), results.tensorboard_note(plan.sweep_dir))
+        log.info(
+            "%s\nresults in %s\n%s%s",
+            results.summary_table(study),
+            plan.sweep_dir,
+            results.plots_note(study, plan.sweep_dir, plots),
+            results.tensorboard_note(plan.sweep_dir),
+        )
         best = written["best"]
         if interrupted:
             return
         if len(study.directions) > 1:
-            log.info("Pareto front: %d trials (solutions in optimization_results.yaml)", len(written.get("solutions", [])))
+            log.info(
+                "Pareto front: %d trials (solutions in optimization_results.yaml)", len(written.get("solutions", []))
+            )
             return
         if best is None:
-            raise SystemExit(f"error: no trial completed in study '{plan.study_name}'; see "
-                             f"{plan.sweep_dir}/trials.csv for each trial's failure reason")
+            raise SystemExit(
+                f"error: no trial completed in study '{plan.study_name}'; see "
+                f"{plan.sweep_dir}/trials.csv for each trial's failure reason"
+            )
         log.info("best: #%d value %.4f; rerun: %s", best["number"], best["value"], best["command"])
+
     def rerun_lines(self, plan: Plan) -> list[str]:
         """The sweep's fixed overrides as a single run needs them (`sweep.search.rerun`)."""
         from hydra.types import RunMode
 
         def compose(lines: list[str]) -> DictConfig:  # the task overrides alone, no hydra.* ones
             return self.hydra_context.config_loader.load_configuration(
-                str(self.config.hydra.job.config_name), list(lines), RunMode.MULTIRUN)
+                str(self.config.hydra.job.config_name), list(lines), RunMode.MULTIRUN
+            )
 
         try:
             return rerun.rerun_overrides(plan.fixed, compose(plan.fixed), compose)
@@ -259,15 +290,19 @@ class LRSweeper:
 STATES = {Status.COMPLETE: TrialState.COMPLETE, Status.PRUNED: TrialState.PRUNED, Status.FAILED: TrialState.FAIL}
 
 
-def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome, diverged_as: str = divergence.DIVERGED_AS
-           ) -> TrialState:
+def record(
+    study: optuna.Study, trial: optuna.Trial, outcome: Outcome, diverged_as: str = divergence.DIVERGED_AS
+) -> TrialState:
     """Tell the study how `trial` ended, with the outcome (and a failure's reason) in its user
     attributes; one progress line per trial. A diverged trial is told as `sweep.search.divergence`
     says (the sampler learns from it) and returned as FAIL (a failure of its setting)."""
     state = STATES[Status(outcome.status)]
     if state == TrialState.COMPLETE and isinstance(outcome.value, (list, tuple)) != (len(study.directions) > 1):
-        outcome = Outcome(Status.FAILED, None, f"the job returned {outcome.value!r} for {len(study.directions)} "
-                                               "objective(s) (hydra.sweeper.direction)")
+        outcome = Outcome(
+            Status.FAILED,
+            None,
+            f"the job returned {outcome.value!r} for {len(study.directions)} objective(s) (hydra.sweeper.direction)",
+        )
         state = TrialState.FAIL
     told, value = state, outcome.value if state == TrialState.COMPLETE else None
     if state != TrialState.COMPLETE:

@@ -7,7 +7,8 @@ after a SLURM requeue or when the same command runs again on the same host), a `
 trial whose process is gone (same host: the process no longer exists; another host: no heartbeat
 for `stale_after_s`) is failed with the reason and its parameters are enqueued once for a retry, so
 a resumed or surviving worker finishes the study; unless it left a resume state (`resume.pt` in its
-job dir): then it is marked interrupted and resumed (`sweep.search.interruptions`). Workers race for the last trials; the loser of a race (more trials started
+job dir): then it is marked interrupted and resumed (`sweep.search.interruptions`). Workers race
+for the last trials; the loser of a race (more trials started
 than `n_trials` allows, counting by trial number) records its trial as a surplus failure instead
 of training it, so all workers together stop at exactly `n_trials` finished trials.
 """
@@ -20,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import optuna
 from optuna.trial import TrialState
@@ -111,12 +112,18 @@ def is_dead(trial: optuna.trial.FrozenTrial, stale_after_s: float, now: float | 
     return now - float(trial.user_attrs.get(keys.HEARTBEAT, started)) > stale_after_s
 
 
-def reclaim_dead(study: optuna.Study, storage: optuna.storages.BaseStorage, stale_after_s: float,
-                 mine: set[int], sweep_dir: str | None = None) -> list[int]:
+def reclaim_dead(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    stale_after_s: float,
+    mine: set[int],
+    sweep_dir: str | None = None,
+) -> list[int]:
     """Fail the RUNNING trials of dead workers (not ours) and enqueue each one's parameters once
     for a retry; returns the numbers of the trials reclaimed. Interrupted trials are left to
     `sweep.search.interruptions`, and so is a dead worker's trial with a resume state."""
     from sweep.search import interruptions
+
     study_id = storage.get_study_id_from_name(study.study_name)
     reclaimed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -141,6 +148,9 @@ def reclaim_dead(study: optuna.Study, storage: optuna.storages.BaseStorage, stal
 
 def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     """True when lower-numbered trials (finished or running) already fill `n_trials`."""
-    ahead = [t for t in study.get_trials(deepcopy=False, states=keys.FINISHED + (TrialState.RUNNING,))
-             if t.number < number and not keys.diverged(t.user_attrs)]
+    ahead = [
+        t
+        for t in study.get_trials(deepcopy=False, states=keys.FINISHED + (TrialState.RUNNING,))
+        if t.number < number and not keys.diverged(t.user_attrs)
+    ]
     return len(ahead) >= n_trials

@@ -22,7 +22,7 @@ it held the best base LR in 6 of 6 cases.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,8 +60,12 @@ def minimum(lrs: Sequence[float], smoothed: Sequence[float]) -> int:
 
 def suggest(lrs: Sequence[float], smoothed: Sequence[float], rule: str) -> tuple[float, tuple[float, float]]:
     """(suggested base LR, recommended interval) from the sweep's LRs and smoothed losses."""
-    check(len(lrs) >= 3, "lr_find", f"{len(lrs)} finite updates",
-          "at least 3 updates before the loss diverged: lower lr_find.start_lr")
+    check(
+        len(lrs) >= 3,
+        "lr_find",
+        f"{len(lrs)} finite updates",
+        "at least 3 updates before the loss diverged: lower lr_find.start_lr",
+    )
     lrs = [float(v) for v in lrs]
     at_min = lrs[minimum(lrs, smoothed)]
     if rule == "minimum":

@@ -19,8 +19,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +30,10 @@ from sweep.lr.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
-PLATEAU_NOTE = ("schedule=plateau lowers the LR when the monitored metric stalls, which a preview "
-                "cannot know: drawn at its starting LR; each reduction multiplies it by schedule.factor")
+PLATEAU_NOTE = (
+    "schedule=plateau lowers the LR when the monitored metric stalls, which a preview "
+    "cannot know: drawn at its starting LR; each reduction multiplies it by schedule.factor"
+)
 
 
 @dataclass
@@ -87,8 +90,9 @@ def changes(values: np.ndarray, steps_per_epoch: int) -> str:
     at_start = np.arange(1, len(values)) % steps_per_epoch == 0
     epoch_of = (np.arange(1, len(values)) // steps_per_epoch).tolist()
     moving = sorted({epoch_of[i] for i in np.flatnonzero(differ & ~at_start)})
-    steps = [e for e in (epoch_of[i] for i in np.flatnonzero(differ & at_start))
-             if e not in moving and e - 1 not in moving]
+    steps = [
+        e for e in (epoch_of[i] for i in np.flatnonzero(differ & at_start)) if e not in moving and e - 1 not in moving
+    ]
     out = []
     if steps:
         out.append(f"steps at {_epochs_text([e + 1 for e in steps])}")
@@ -102,13 +106,22 @@ def summary(curves: Curves) -> str:
     rows = [("group", "first", "last", "min", "max", "changes")]
     for j, name in enumerate(curves.names):
         v = curves.lrs[:, j]
-        rows.append((name, f"{v[0]:.4g}", f"{v[-1]:.4g}", f"{v.min():.4g}", f"{v.max():.4g}",
-                     changes(v, curves.steps_per_epoch)))
+        rows.append(
+            (
+                name,
+                f"{v[0]:.4g}",
+                f"{v[-1]:.4g}",
+                f"{v.min():.4g}",
+                f"{v.max():.4g}",
+                changes(v, curves.steps_per_epoch),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
     n_epochs = len(curves.lrs) // curves.steps_per_epoch
-    head = (f"schedule={curves.schedule}: {n_epochs} epochs x {curves.steps_per_epoch} updates "
-            f"= {len(curves.lrs)} updates")
+    head = (
+        f"schedule={curves.schedule}: {n_epochs} epochs x {curves.steps_per_epoch} updates = {len(curves.lrs)} updates"
+    )
     note = f"\nnote: {PLATEAU_NOTE}" if curves.schedule == "plateau" else ""
     return f"{head}\n{table}{note}"
 
@@ -159,8 +172,14 @@ def write_png(curves: Curves, path: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     _draw(ax, curves, title)
     if curves.schedule == "plateau":
-        ax.text(0.01, 0.02, "plateau: drawn flat; it lowers the LR when val metrics stall",
-                transform=ax.transAxes, fontsize=8, color="firebrick")
+        ax.text(
+            0.01,
+            0.02,
+            "plateau: drawn flat; it lowers the LR when val metrics stall",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="firebrick",
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -174,8 +193,10 @@ def write_side_by_side(sweep_dir: str) -> str | None:
     import matplotlib.pyplot as plt
     from omegaconf import OmegaConf
 
-    jobs = sorted((d for d in os.listdir(sweep_dir) if os.path.isfile(os.path.join(sweep_dir, d, "preview.csv"))),
-                  key=lambda d: (not d.isdigit(), int(d) if d.isdigit() else 0, d))
+    jobs = sorted(
+        (d for d in os.listdir(sweep_dir) if os.path.isfile(os.path.join(sweep_dir, d, "preview.csv"))),
+        key=lambda d: (not d.isdigit(), int(d) if d.isdigit() else 0, d),
+    )
     if len(jobs) < 2:
         return None
     cols = min(len(jobs), 3)
@@ -185,7 +206,7 @@ def write_side_by_side(sweep_dir: str) -> str | None:
         overrides = os.path.join(sweep_dir, job, ".hydra", "overrides.yaml")
         label = (" ".join(OmegaConf.load(overrides)) if os.path.isfile(overrides) else "") or job
         _draw(ax, read_csv(os.path.join(sweep_dir, job, "preview.csv")), f"{job}: {label}")
-    for ax in list(axes.flat)[len(jobs):]:
+    for ax in list(axes.flat)[len(jobs) :]:
         ax.axis("off")
     fig.tight_layout()
     path = os.path.join(sweep_dir, "preview.png")
@@ -205,8 +226,11 @@ def run_preview(cfg: Any) -> None:
     curves = schedule_curves(built.optimizer.param_groups, built.schedule)
     out = job_dir()
     shown = [o for o in task_overrides() if not o.startswith(("mode=", "hydra."))]
-    title = " ".join(shown) if any(o.startswith("schedule=") for o in shown) else \
-        " ".join([f"schedule={curves.schedule}", *shown])
+    title = (
+        " ".join(shown)
+        if any(o.startswith("schedule=") for o in shown)
+        else " ".join([f"schedule={curves.schedule}", *shown])
+    )
     write_csv(curves, os.path.join(out, "preview.csv"))
     write_png(curves, os.path.join(out, "preview.png"), title)
     log.info("LR preview (no training), written to %s/preview.{png,csv}\n%s", out, summary(curves))

@@ -27,9 +27,10 @@ import functools
 import logging
 import math
 import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "conf" / "lr_find" / "default.yaml"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def defaults() -> dict[str, Any]:
     """`lr_find.*` as shipped: read from conf/lr_find/default.yaml, the one place they are written."""
     from omegaconf import OmegaConf
@@ -105,8 +106,11 @@ def _restored(model: nn.Module, optimizer: torch.optim.Optimizer) -> Iterator[No
     group's LR, each parameter's requires_grad and gradient, and torch's RNG state."""
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
-    saved_params = [(p, p.requires_grad, None if p.grad is None else p.grad.detach().clone())
-                    for group in optimizer.param_groups for p in group["params"]]
+    saved_params = [
+        (p, p.requires_grad, None if p.grad is None else p.grad.detach().clone())
+        for group in optimizer.param_groups
+        for p in group["params"]
+    ]
     saved_rng = torch.get_rng_state()
     saved_cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     was_training = model.training
@@ -124,14 +128,21 @@ def _restored(model: nn.Module, optimizer: torch.optim.Optimizer) -> Iterator[No
         model.train(was_training)
 
 
-def range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
-               batches: Callable[[], Iterator[Any]], loss_of: Callable[[Any], torch.Tensor],
-               s: Mapping[str, Any], grad_clip: float | None = None) -> RangeTest:
+def range_test(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[], Iterator[Any]],
+    loss_of: Callable[[Any], torch.Tensor],
+    s: Mapping[str, Any],
+    grad_clip: float | None = None,
+) -> RangeTest:
     """Train `s["num_updates"]` updates at exponentially growing LRs, then restore model, optimizer
     and RNG. `batches()` starts a new pass over the training data; `loss_of(batch)` is one batch's loss."""
     param_groups = optimizer.param_groups
-    names = [group.get("group", group.get("name", f"group{i}"))  # the named group; any torch optimizer works
-             for i, group in enumerate(param_groups)]
+    names = [
+        group.get("group", group.get("name", f"group{i}"))  # the named group; any torch optimizer works
+        for i, group in enumerate(param_groups)
+    ]
     mults = [0.0 if group.get("frozen") else float(group.get("mult", 1.0)) for group in param_groups]
     firsts: dict[str, int] = {}
     for i, name in enumerate(names):
@@ -167,8 +178,10 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
             record.smoothed.append(smooth)
             best = min(best, smooth)
             if smooth > float(s["diverge"]) * best:
-                record.stopped = (f"smoothed loss {smooth:.4g} > {s['diverge']:g} x its minimum {best:.4g} "
-                                  f"at update {i} (base LR {base:.3g})")
+                record.stopped = (
+                    f"smoothed loss {smooth:.4g} > {s['diverge']:g} x its minimum {best:.4g} "
+                    f"at update {i} (base LR {base:.3g})"
+                )
                 break
         else:
             record.stopped = f"reached lr_find.end_lr after {n} updates"
@@ -193,8 +206,9 @@ def training_batches(cfg: Any, built: Any) -> Callable[[], Iterator[Any]]:
     from sweep.train.loop import train_batches
 
     tr = cfg.trainer
-    batches = train_batches(built.data, int(tr.batch_size), built.device, int(tr.seed),
-                            float(tr.get("on_device_max_mb") or 256))
+    batches = train_batches(
+        built.data, int(tr.batch_size), built.device, int(tr.seed), float(tr.get("on_device_max_mb") or 256)
+    )
     return lambda: iter(batches)
 
 
@@ -213,8 +227,14 @@ def measure(cfg: Any) -> tuple[RangeTest, dict[str, Any], dict[str, float]]:
     cfg = copy.deepcopy(cfg)  # build() fills in data facts; the caller's config (a sweeper's) stays as it was
     s = settings(plain(cfg.get("lr_find")))
     built = build(cfg)
-    curve = range_test(built.model, built.optimizer, training_batches(cfg, built), batch_loss_of(cfg, built), s,
-                       cfg.trainer.get("grad_clip"))
+    curve = range_test(
+        built.model,
+        built.optimizer,
+        training_batches(cfg, built),
+        batch_loss_of(cfg, built),
+        s,
+        cfg.trainer.get("grad_clip"),
+    )
     mults: dict[str, float] = {}
     for pg in built.optimizer.param_groups:
         mults.setdefault(pg["group"], 0.0 if pg["frozen"] else float(pg["mult"]))
@@ -237,11 +257,13 @@ def report(result: LRFindResult, out_dir: str, overrides: Sequence[str] = ()) ->
     """What mode=lr_find prints: the suggestion, the interval, the files, and the command to train."""
     kept = " ".join(o for o in overrides if not o.startswith(("mode=", "lr_find.", "optimizer.lr=", "hydra.")))
     groups = ", ".join(f"{n} {v:.3g}" for n, v in result.group_lrs.items())
-    return (f"LR range test ({result.stopped})\n"
-            f"suggested_lr: {result.suggested_lr:.3g}   (rule {result.rule}; group LRs: {groups})\n"
-            f"interval: [{result.interval[0]:.3g}, {result.interval[1]:.3g}]   (search optimizer.lr on a log scale here)\n"
-            f"written: {out_dir}/lr_find.png, lr_find.csv, lr_find.yaml\n"
-            f"next: python train.py {kept + ' ' if kept else ''}optimizer.lr={result.suggested_lr:.3g}")
+    return (
+        f"LR range test ({result.stopped})\n"
+        f"suggested_lr: {result.suggested_lr:.3g}   (rule {result.rule}; group LRs: {groups})\n"
+        f"interval: [{result.interval[0]:.3g}, {result.interval[1]:.3g}]   (search optimizer.lr on a log scale here)\n"
+        f"written: {out_dir}/lr_find.png, lr_find.csv, lr_find.yaml\n"
+        f"next: python train.py {kept + ' ' if kept else ''}optimizer.lr={result.suggested_lr:.3g}"
+    )
 
 
 def run_lr_find(cfg: Any) -> float:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +36,13 @@ def write_png(curve: RangeTest, result: LRFindResult, mults: Mapping[str, float]
     ax.axvspan(low, high, color="tab:green", alpha=0.12, label=f"interval [{low:.2g}, {high:.2g}]")
     at = int(np.argmin(np.abs(np.log(curve.base_lrs) - math.log(result.suggested_lr))))
     ax.axvline(result.suggested_lr, color="tab:red", linestyle="--", linewidth=1)
-    ax.plot([result.suggested_lr], [curve.smoothed[at]], "o", color="tab:red",
-            label=f"suggested_lr {result.suggested_lr:.3g} ({result.rule})")
+    ax.plot(
+        [result.suggested_lr],
+        [curve.smoothed[at]],
+        "o",
+        color="tab:red",
+        label=f"suggested_lr {result.suggested_lr:.3g} ({result.rule})",
+    )
     ax.set_xscale("log")
     first, lowest = curve.smoothed[0], min(curve.smoothed)
     ax.set_ylim(lowest - 0.1 * (first - lowest + 1e-12), max(first, lowest) * 1.3 + 1e-12)

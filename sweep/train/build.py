@@ -89,7 +89,7 @@ def model_config(cfg: DictConfig, settings: dict[str, Any]) -> dict[str, Any]:
     model = settings["model"]
     for key, value in raw.items():
         if isinstance(value, str) and "${data.num_" in value and model.get(key) is None:
-            name = value[value.index("${") + 2:value.index("}")]
+            name = value[value.index("${") + 2 : value.index("}")]
             hint = "data.num_classes" if name == "data.num_outputs" else name  # outputs follow the classes
             raise ConfigError(name, None, f"a number for model.{key}; the data does not say, so set {hint}=...")
     return model
@@ -115,8 +115,12 @@ def build(cfg: DictConfig) -> Built:
     task = build_task(settings.get("task"), lambda: datasets.train_targets(data))
     data_name = settings["data"].get("name")
     if data.kind and data.kind != task.name and data_name != "custom":
-        raise ConfigError("task", task.name, f"task={data.kind} for data={data_name}, whose target is "
-                          f"{'a class label' if data.kind == 'classification' else 'a number'}")
+        raise ConfigError(
+            "task",
+            task.name,
+            f"task={data.kind} for data={data_name}, whose target is "
+            f"{'a class label' if data.kind == 'classification' else 'a number'}",
+        )
     if fill_data_info(cfg, settings, data, task):
         settings = resolved(cfg)  # again, whole: any value may read the sizes, directly or through another
     model = build_model(model_config(cfg, settings))
@@ -130,8 +134,16 @@ def build(cfg: DictConfig) -> Built:
     optimizer = build_optimizer(settings["optimizer"], groups, decay_norm_bias)
     process.startup_done()  # the first optimizer imported the last of what runs need (sweep/train/process.py)
     tr = settings["trainer"]
-    schedule = Schedule(settings["schedule"], float(settings["optimizer"]["lr"]),
-                        datasets.steps_per_epoch(data, int(tr["batch_size"])), int(tr["epochs"]))
-    table = group_table(groups, first_update_lr(settings, schedule),
-                        float(settings["optimizer"].get("weight_decay", 0.0)), decay_norm_bias)
+    schedule = Schedule(
+        settings["schedule"],
+        float(settings["optimizer"]["lr"]),
+        datasets.steps_per_epoch(data, int(tr["batch_size"])),
+        int(tr["epochs"]),
+    )
+    table = group_table(
+        groups,
+        first_update_lr(settings, schedule),
+        float(settings["optimizer"].get("weight_decay", 0.0)),
+        decay_norm_bias,
+    )
     return Built(model, optimizer, schedule, data, device, table, task, settings)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -52,22 +53,37 @@ def validate(cfg: Mapping[str, Any]) -> None:
 def validate_trainer(tr: Mapping[str, Any]) -> None:
     check(tr.get("device") in DEVICES, "trainer.device", tr.get("device"), f"one of {', '.join(DEVICES)}")
     if tr["device"] == "cuda":
-        check(torch.cuda.is_available(), "trainer.device", "cuda",
-              "auto or cpu: this machine has no CUDA device (torch.cuda.is_available() is False)")
-    check(isinstance(tr.get("epochs"), int) and tr["epochs"] >= 1, "trainer.epochs", tr.get("epochs"),
-          "an integer >= 1")
-    check(isinstance(tr.get("batch_size"), int) and tr["batch_size"] >= 1, "trainer.batch_size",
-          tr.get("batch_size"), "an integer >= 1")
-    check(tr.get("precision") in ("auto", "32", 32, "bf16"), "trainer.precision", tr.get("precision"),
-          "auto, 32 or bf16")
+        check(
+            torch.cuda.is_available(),
+            "trainer.device",
+            "cuda",
+            "auto or cpu: this machine has no CUDA device (torch.cuda.is_available() is False)",
+        )
+    check(
+        isinstance(tr.get("epochs"), int) and tr["epochs"] >= 1, "trainer.epochs", tr.get("epochs"), "an integer >= 1"
+    )
+    check(
+        isinstance(tr.get("batch_size"), int) and tr["batch_size"] >= 1,
+        "trainer.batch_size",
+        tr.get("batch_size"),
+        "an integer >= 1",
+    )
+    check(
+        tr.get("precision") in ("auto", "32", 32, "bf16"), "trainer.precision", tr.get("precision"), "auto, 32 or bf16"
+    )
     threads = tr.get("threads")
-    check(threads is None or (isinstance(threads, int) and threads >= 1), "trainer.threads", threads,
-          "null (torch's default) or an integer >= 1")
+    check(
+        threads is None or (isinstance(threads, int) and threads >= 1),
+        "trainer.threads",
+        threads,
+        "null (torch's default) or an integer >= 1",
+    )
     sync_every = tr.get("sync_every", 50)
     check(isinstance(sync_every, int) and sync_every >= 1, "trainer.sync_every", sync_every, "an integer >= 1")
     clip = tr.get("grad_clip")
-    check(clip is None or (isinstance(clip, (int, float)) and clip > 0), "trainer.grad_clip", clip,
-          "null or a number > 0")
+    check(
+        clip is None or (isinstance(clip, (int, float)) and clip > 0), "trainer.grad_clip", clip, "null or a number > 0"
+    )
     validate_devices(tr)
 
 
@@ -75,32 +91,64 @@ def validate_devices(tr: Mapping[str, Any]) -> None:
     """`trainer.devices` (processes of one run) and `trainer.rank_timeout_s`; on CUDA, one GPU per
     process, so no more than this machine has visible (docs/multi-device.md)."""
     devices = tr.get("devices", 1)
-    check(isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1, "trainer.devices", devices,
-          "an integer >= 1 (processes, one device each)")
+    check(
+        isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1,
+        "trainer.devices",
+        devices,
+        "an integer >= 1 (processes, one device each)",
+    )
     cuda = tr.get("device") == "cuda" or (tr.get("device") == "auto" and torch.cuda.is_available())
     if cuda and devices > 1:
         visible = torch.cuda.device_count()
-        check(devices <= visible, "trainer.devices", devices,
-              f"at most {visible}: the CUDA devices visible here (CUDA_VISIBLE_DEVICES), one per process")
-    check(tr["batch_size"] >= devices, "trainer.batch_size", tr["batch_size"],
-          f"at least trainer.devices={devices} (it is the global batch, split across the devices)")
+        check(
+            devices <= visible,
+            "trainer.devices",
+            devices,
+            f"at most {visible}: the CUDA devices visible here (CUDA_VISIBLE_DEVICES), one per process",
+        )
+    check(
+        tr["batch_size"] >= devices,
+        "trainer.batch_size",
+        tr["batch_size"],
+        f"at least trainer.devices={devices} (it is the global batch, split across the devices)",
+    )
     timeout = tr.get("rank_timeout_s", 300)
-    check(isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0,
-          "trainer.rank_timeout_s", timeout, "a number of seconds > 0")
+    check(
+        isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0,
+        "trainer.rank_timeout_s",
+        timeout,
+        "a number of seconds > 0",
+    )
 
 
 def validate_objective(obj: Mapping[str, Any], metrics: tuple[str, ...], task_name: str) -> None:
-    check(obj.get("metric") in metrics, "objective.metric", obj.get("metric"),
-          f"one of {', '.join(metrics)} (task={task_name})")
-    check(obj.get("direction") in ("maximize", "minimize"), "objective.direction", obj.get("direction"),
-          "maximize or minimize")
+    check(
+        obj.get("metric") in metrics,
+        "objective.metric",
+        obj.get("metric"),
+        f"one of {', '.join(metrics)} (task={task_name})",
+    )
+    check(
+        obj.get("direction") in ("maximize", "minimize"),
+        "objective.direction",
+        obj.get("direction"),
+        "maximize or minimize",
+    )
     check(obj.get("reduce") in ("last", "best"), "objective.reduce", obj.get("reduce"), "last or best")
 
 
 def validate_model(model: Mapping[str, Any]) -> None:
     target = model.get("_target_")
-    check(isinstance(target, str) and bool(target) and target != "???", "model._target_", target,
-          "an import path of an nn.Module class, e.g. model=custom model._target_=mypackage.Net")
+    check(
+        isinstance(target, str) and bool(target) and target != "???",
+        "model._target_",
+        target,
+        "an import path of an nn.Module class, e.g. model=custom model._target_=mypackage.Net",
+    )
     path = model.get("init_from")
-    check(path is None or os.path.isfile(str(path)), "model.init_from", path,
-          "the path of an existing checkpoint (python train.py experiment=pretrain writes one)")
+    check(
+        path is None or os.path.isfile(str(path)),
+        "model.init_from",
+        path,
+        "the path of an existing checkpoint (python train.py experiment=pretrain writes one)",
+    )

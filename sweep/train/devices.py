@@ -32,8 +32,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -61,7 +62,8 @@ def backend_for(device: torch.device) -> str:
 def _is_peer_error(err: BaseException) -> bool:
     """An error a collective raises when a peer left (not an error of this rank's own making)."""
     return isinstance(err, (dist.DistError, ConnectionError)) or (
-        isinstance(err, RuntimeError) and any(w in str(err) for w in ("gloo", "Gloo", "NCCL", "Connection")))
+        isinstance(err, RuntimeError) and any(w in str(err) for w in ("gloo", "Gloo", "NCCL", "Connection"))
+    )
 
 
 class Followers:
@@ -80,8 +82,15 @@ class Followers:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         for rank in range(1, self.world):
-            command = [sys.executable, "-m", "sweep.train.devices", str(self.store.port), str(rank),
-                       str(self.world), str(os.getpid())]
+            command = [
+                sys.executable,
+                "-m",
+                "sweep.train.devices",
+                str(self.store.port),
+                str(rank),
+                str(self.world),
+                str(os.getpid()),
+            ]
             self.procs[rank] = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
         log.info("ranks 1-%d started (pids %s)", self.world - 1, " ".join(str(p.pid) for p in self.procs.values()))
         threading.Thread(target=self._watch, name="lr-sweep-rank-watchdog", daemon=True).start()
@@ -168,11 +177,15 @@ def on_devices(b: Built, trial: NoTrial, resume: Any = None) -> Iterator[tuple[n
     timeout_s = float(trainer.get("rank_timeout_s") or 300)
     followers = Followers(world, timeout_s)
     try:
-        followers.start({"settings": b.settings, "sys_path": list(sys.path), "number": trial.number,
-                         "resume": resume})
+        followers.start({"settings": b.settings, "sys_path": list(sys.path), "number": trial.number, "resume": resume})
         followers.wait_ready()
-        dist.init_process_group(backend_for(b.device), store=dist.PrefixStore("group", followers.store), rank=0,
-                                world_size=world, timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group(
+            backend_for(b.device),
+            store=dist.PrefixStore("group", followers.store),
+            rank=0,
+            world_size=world,
+            timeout=timedelta(seconds=timeout_s),
+        )
         ranks = Ranks(0, world)
         model = wrap_model(b.model, b.device, group_freezes(b.settings["groups"]))
         yield model, LeaderTrial(trial, ranks.agree), ranks
@@ -202,13 +215,28 @@ def _follow(store: dist.TCPStore, payload: dict[str, Any], rank: int, world: int
         torch.cuda.set_device(rank)
     b = build(OmegaConf.create(settings))
     store.set(f"ready/{rank}", "1")
-    dist.init_process_group(backend_for(b.device), store=dist.PrefixStore("group", store), rank=rank,
-                            world_size=world, timeout=timedelta(seconds=float(trainer.get("rank_timeout_s") or 300)))
+    dist.init_process_group(
+        backend_for(b.device),
+        store=dist.PrefixStore("group", store),
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=float(trainer.get("rank_timeout_s") or 300)),
+    )
     ranks = Ranks(rank, world)
     model = wrap_model(b.model, b.device, group_freezes(b.settings["groups"]))
-    train(model, b.optimizer, b.schedule, b.data, b.settings["trainer"], None,
-          FollowerTrial(ranks.agree, rank, payload["number"]), str(b.settings["objective"]["metric"]), b.task,
-          resume=payload["resume"], ranks=ranks)
+    train(
+        model,
+        b.optimizer,
+        b.schedule,
+        b.data,
+        b.settings["trainer"],
+        None,
+        FollowerTrial(ranks.agree, rank, payload["number"]),
+        str(b.settings["objective"]["metric"]),
+        b.task,
+        resume=payload["resume"],
+        ranks=ranks,
+    )
 
 
 def _die_with_parent(parent: int) -> None:

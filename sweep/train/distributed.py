@@ -29,7 +29,8 @@ report when pruning raises on one rank only).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -106,8 +107,8 @@ class _Weights:
 
     def indices(self, order: torch.Tensor, index: int) -> torch.Tensor:
         """This rank's samples of global batch `index` in `order` (a stand-in with weight 0 if none)."""
-        batch = order[index * self.batch_size:(index + 1) * self.batch_size]
-        mine = batch[self.rank::self.world]
+        batch = order[index * self.batch_size : (index + 1) * self.batch_size]
+        mine = batch[self.rank :: self.world]
         return mine if len(mine) else batch[:1]
 
 
@@ -115,8 +116,9 @@ class ShardedBatches(Batches):
     """A TensorData's training batches on one rank: its share of each global batch, in the
     one-process run's order (the same generator, the same permutation)."""
 
-    def __init__(self, data: TensorData, batch_size: int, device: torch.device, seed: int, max_mb: float,
-                 rank: int, world: int) -> None:
+    def __init__(
+        self, data: TensorData, batch_size: int, device: torch.device, seed: int, max_mb: float, rank: int, world: int
+    ) -> None:
         generator = torch.Generator().manual_seed(int(seed))
         super().__init__(data.x_train, data.y_train, batch_size, device, True, max_mb, generator)
         self.shares = _Weights(len(data.y_train), batch_size, rank, world)
@@ -156,8 +158,13 @@ class ShardedLoader(DeviceLoader):
         self.generator = torch.Generator().manual_seed(int(seed))
         self.shares = _Weights(data.n_train, batch_size, rank, world)
         pin = device.type == "cuda" if data.pin_memory == "auto" else bool(data.pin_memory)
-        loader = DataLoader(data.train, batch_sampler=_ShardSampler(self.shares, self.generator),
-                            num_workers=data.num_workers, pin_memory=pin, persistent_workers=data.num_workers > 0)
+        loader = DataLoader(
+            data.train,
+            batch_sampler=_ShardSampler(self.shares, self.generator),
+            num_workers=data.num_workers,
+            pin_memory=pin,
+            persistent_workers=data.num_workers > 0,
+        )
         super().__init__(loader, device)
 
     def __iter__(self) -> Iterator[Any]:
@@ -180,11 +187,10 @@ class Ranks:
         return self.stop
 
     @classmethod
-    def current(cls) -> "Ranks":
+    def current(cls) -> Ranks:
         return cls(dist.get_rank(), dist.get_world_size())
 
-    def train_batches(self, data: TrainValData, batch_size: int, device: torch.device, seed: int,
-                      max_mb: float) -> Any:
+    def train_batches(self, data: TrainValData, batch_size: int, device: torch.device, seed: int, max_mb: float) -> Any:
         if isinstance(data, TensorData):
             self.train = ShardedBatches(data, batch_size, device, seed, max_mb, self.rank, self.world)
         else:
@@ -195,11 +201,21 @@ class Ranks:
         """This rank's part of the validation set: samples r, r+N, ... in order."""
         part: TrainValData
         if isinstance(data, TensorData):
-            part = TensorData(data.x_train[:0], data.y_train[:0], data.x_val[self.rank::self.world],
-                              data.y_val[self.rank::self.world], data.num_classes, data.kind)
+            part = TensorData(
+                data.x_train[:0],
+                data.y_train[:0],
+                data.x_val[self.rank :: self.world],
+                data.y_val[self.rank :: self.world],
+                data.num_classes,
+                data.kind,
+            )
         else:
-            part = datasets.UserDatasets(data.train, Subset(data.val, range(self.rank, data.n_val, self.world)),
-                                         num_workers=data.num_workers, pin_memory=data.pin_memory)
+            part = datasets.UserDatasets(
+                data.train,
+                Subset(data.val, range(self.rank, data.n_val, self.world)),
+                num_workers=data.num_workers,
+                pin_memory=data.pin_memory,
+            )
         return datasets.val_batches(part, device, on_device_max_mb=max_mb)
 
     def batch_loss(self, model: nn.Module, batch: Any, task: Task, autocast: Callable[[], Any]) -> torch.Tensor:
@@ -214,8 +230,8 @@ class Ranks:
         buffer = torch.cat([values.float(), _stop_slots(values.device)])
         dist.all_reduce(buffer)
         summed = buffer.tolist()
-        self.stop = _adopt_stop(summed[len(values):]) or self.stop
-        return [v / self.world for v in summed[:len(values)]]
+        self.stop = _adopt_stop(summed[len(values) :]) or self.stop
+        return [v / self.world for v in summed[: len(values)]]
 
     def evaluate(self, model: nn.Module, batches: Any, task: Task, autocast: Callable[[], Any]) -> dict[str, float]:
         """The validation metrics over every rank's part (the module itself runs: no DDP collective)."""
@@ -237,8 +253,7 @@ class OneProcess(Ranks):
     def __init__(self) -> None:
         super().__init__(0, 1)
 
-    def train_batches(self, data: TrainValData, batch_size: int, device: torch.device, seed: int,
-                      max_mb: float) -> Any:
+    def train_batches(self, data: TrainValData, batch_size: int, device: torch.device, seed: int, max_mb: float) -> Any:
         return datasets.train_batches(data, batch_size, device, seed, max_mb)
 
     def val_batches(self, data: TrainValData, device: torch.device, max_mb: float) -> Any:
@@ -276,5 +291,5 @@ def group_freezes(groups_cfg: dict[str, Any]) -> bool:
     """Whether the groups config freezes any group for part of the run."""
     rules = groups_cfg.get("rules") or []
     return bool(groups_cfg.get("freeze_epochs")) or any(
-        isinstance(r, dict) and (r.get("start_epoch") or r.get("frozen")) for r in rules)
-
+        isinstance(r, dict) and (r.get("start_epoch") or r.get("frozen")) for r in rules
+    )

@@ -24,8 +24,16 @@ from sweep.trial import NoTrial, Outcome, Status, complete
 
 log = logging.getLogger(__name__)
 
-HPARAM_KEYS = ("optimizer.name", "optimizer.lr", "optimizer.weight_decay", "groups.name",
-               "groups.head_lr_mult", "schedule.name", "trainer.epochs", "trainer.batch_size")
+HPARAM_KEYS = (
+    "optimizer.name",
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "groups.name",
+    "groups.head_lr_mult",
+    "schedule.name",
+    "trainer.epochs",
+    "trainer.batch_size",
+)
 
 
 def hparams_of(settings: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -80,8 +88,12 @@ def open_writer(b: Built, out: str) -> RunWriter:
     """The run's TensorBoard writer (in a sweep, also linked into `<sweep dir>/tensorboard/<number>`)."""
     main = b.task.metrics[0]  # val/acc or val/rmse: TensorBoard's best/<main> curve
     epochs = int(b.settings["trainer"]["epochs"])
-    return RunWriter(os.path.join(out, "tensorboard"), total_updates=b.schedule.steps_per_epoch * epochs,
-                     objective=main, maximize=direction_of(main) == "maximize")
+    return RunWriter(
+        os.path.join(out, "tensorboard"),
+        total_updates=b.schedule.steps_per_epoch * epochs,
+        objective=main,
+        maximize=direction_of(main) == "maximize",
+    )
 
 
 def close_writer(writer: RunWriter, b: Built, trial: NoTrial, status: str) -> None:
@@ -92,8 +104,13 @@ def close_writer(writer: RunWriter, b: Built, trial: NoTrial, status: str) -> No
         return
     main = b.task.metrics[0]
     peaks = {pg["group"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
-    writer.finish(hparams_of(b.settings, task_overrides()), status, searched=[k.lstrip("+~") for k in trial.params],
-                  peaks=peaks, metric_tags=[main, "val/loss", "best/" + main.replace("/", "_")])
+    writer.finish(
+        hparams_of(b.settings, task_overrides()),
+        status,
+        searched=[k.lstrip("+~") for k in trial.params],
+        peaks=peaks,
+        metric_tags=[main, "val/loss", "best/" + main.replace("/", "_")],
+    )
 
 
 def conclude(b: Built, out: str, outcome: Outcome, updates: int, trial: NoTrial) -> None:
@@ -133,13 +150,31 @@ def train_job(cfg: DictConfig, trial: NoTrial | None = None) -> float:
         b = build(cfg)
         resume = ResumePoint(out, int(trial.number), fingerprint(b.settings)) if trial.number is not None else None
         data, objective = b.data, b.settings["objective"]
-        log.info("device %s, %d train / %d val samples, %d updates per epoch, task %s\n%s", b.device,
-                 data.n_train, data.n_val, b.schedule.steps_per_epoch, b.task.name, b.table)
+        log.info(
+            "device %s, %d train / %d val samples, %d updates per epoch, task %s\n%s",
+            b.device,
+            data.n_train,
+            data.n_val,
+            b.schedule.steps_per_epoch,
+            b.task.name,
+            b.table,
+        )
         metric, maximize = str(objective["metric"]), objective["direction"] == "maximize"
         writer = open_writer(b, out)
         with on_devices(b, trial, resume) as (model, handle, ranks):  # trainer.devices: rank 0 here, the others started
-            result = train(model, b.optimizer, b.schedule, data, b.settings["trainer"], writer, handle, metric, b.task,
-                           resume=resume, ranks=ranks)
+            result = train(
+                model,
+                b.optimizer,
+                b.schedule,
+                data,
+                b.settings["trainer"],
+                writer,
+                handle,
+                metric,
+                b.task,
+                resume=resume,
+                ranks=ranks,
+            )
         outcome = outcome_of(result, result.metric(metric, objective["reduce"], maximize))
         status = outcome.status.value
     except BaseException as err:

@@ -31,12 +31,14 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
+from sweep.logs.tensorboard import RunWriter
 from sweep.lr.rule import GroupLRs
 from sweep.lr.schedule import Schedule
 from sweep.lr.torch_scheduler import ScheduleLR
@@ -45,7 +47,6 @@ from sweep.train.data import TrainValData
 from sweep.train.distributed import ONE_PROCESS, Ranks
 from sweep.train.resume import ResumePoint, load_resume_state, restore_state, save_resume_state, stop_requested
 from sweep.train.task import Task, call_model
-from sweep.logs.tensorboard import RunWriter
 from sweep.trial import NoTrial, Status, diverged_reason, interrupted_reason, pruned_reason
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,13 @@ def autocast_for(device: torch.device, precision: Any = "auto") -> Callable[[], 
     return contextlib.nullcontext
 
 
-def train_batches(built_or_data: Any, batch_size: int, device: torch.device | None = None, seed: int = 0,
-                  on_device_max_mb: float = 256) -> Any:
+def train_batches(
+    built_or_data: Any,
+    batch_size: int,
+    device: torch.device | None = None,
+    seed: int = 0,
+    on_device_max_mb: float = 256,
+) -> Any:
     """The training batches of a run (`sweep.train.job.Built` or its `data`), reshuffled each epoch from
     `seed`: `(inputs, target)` pairs already on `device` (the Built's by default); `len()` is the
     number of updates per epoch. The tensor path indexes on the device; other datasets stream."""
@@ -98,8 +104,9 @@ def train_batches(built_or_data: Any, batch_size: int, device: torch.device | No
     return datasets.train_batches(data, int(batch_size), device, int(seed), on_device_max_mb)
 
 
-def batch_loss(model: nn.Module, batch: Any, task: Task, autocast: Callable[[], Any] = contextlib.nullcontext
-               ) -> torch.Tensor:
+def batch_loss(
+    model: nn.Module, batch: Any, task: Task, autocast: Callable[[], Any] = contextlib.nullcontext
+) -> torch.Tensor:
     """The loss of one `(inputs, target)` batch already on the device, as a tensor (no host sync)."""
     inputs, target = batch
     with autocast():
@@ -152,7 +159,7 @@ class _LossWindow:
 
     def flush(self) -> tuple[int, float] | None:
         """Read the window; (index in it, value) of its first non-finite loss, else None."""
-        values = self.ranks.sum_losses(self.values[:self.count]) if self.count else []
+        values = self.ranks.sum_losses(self.values[: self.count]) if self.count else []
         for i, v in enumerate(values):
             if not math.isfinite(v):
                 return i, v
@@ -171,9 +178,17 @@ def _set_trainable(groups: list[dict[str, Any]], rule: GroupLRs, t: int) -> None
             p.requires_grad_(trains)
 
 
-def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: ScheduleLR, batches: Any,
-               task: Task, autocast: Callable[[], Any], cfg: Mapping[str, Any], debug: _SyncDebug,
-               window: _LossWindow) -> tuple[dict[str, list[float]], tuple[int, float] | None]:
+def _run_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: ScheduleLR,
+    batches: Any,
+    task: Task,
+    autocast: Callable[[], Any],
+    cfg: Mapping[str, Any],
+    debug: _SyncDebug,
+    window: _LossWindow,
+) -> tuple[dict[str, list[float]], tuple[int, float] | None]:
     """One epoch of updates: per group name the LR each update used (read back from the param
     group the scheduler wrote), and the first non-finite loss (index in the window, value) or None."""
     clip, groups = cfg.get("grad_clip"), optimizer.param_groups
@@ -194,23 +209,34 @@ def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Sc
         if full:
             debug.disarm()
             bad = window.flush()
-            if bad is not None or window.ranks.stopped():  # a stop request ends the epoch here (resume.pt keeps the last end)
+            if (
+                bad is not None or window.ranks.stopped()
+            ):  # a stop request ends the epoch here (resume.pt keeps the last end)
                 return curves, bad
     debug.disarm()
     return curves, window.flush()
 
 
-def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, data: TrainValData,
-          cfg: Mapping[str, Any], writer: RunWriter | None, trial: NoTrial = NoTrial(),
-          objective: str = "val/acc", task: Task | None = None, resume: ResumePoint | None = None,
-          ranks: Ranks | None = None) -> Result:
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    data: TrainValData,
+    cfg: Mapping[str, Any],
+    writer: RunWriter | None,
+    trial: NoTrial | None = None,
+    objective: str = "val/acc",
+    task: Task | None = None,
+    resume: ResumePoint | None = None,
+    ranks: Ranks | None = None,
+) -> Result:
     """Train for `cfg["epochs"]` epochs; stop early on a non-finite loss or when the trial is pruned
     (never after the last epoch: a run that trained its whole budget is complete). The LRs come
     from a `ScheduleLR` over `optimizer` and `schedule`, the scheduler a user's own loop gets.
     With `resume`: continue from its saved state, save it at each epoch end, and end INTERRUPTED on a
     stop request (`sweep.train.resume`). With `ranks`: this process's part of a run on several
     (`sweep.train.distributed`; `model` wrapped in DDP, files written on rank 0 only)."""
-    task, ranks = task or Task(), ranks or ONE_PROCESS
+    task, ranks, trial = task or Task(), ranks or ONE_PROCESS, trial or NoTrial()
     device = next(model.parameters()).device
     max_mb = float(cfg.get("on_device_max_mb", 256))
     batches = ranks.train_batches(data, int(cfg["batch_size"]), device, int(cfg["seed"]), max_mb)
@@ -233,7 +259,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule
                 index = window.first + bad[0]  # within the epoch
                 result.status, result.diverged_update, result.updates = Status.FAILED, first + index, first + index
                 result.reason = diverged_reason(epoch + 1, epochs, "loss", bad[1], index + 1, per_epoch)
-                curves = {n: v[:index + 1] for n, v in curves.items()}
+                curves = {n: v[: index + 1] for n, v in curves.items()}
             if writer is not None and curves[scheduler.rule.names[0]]:
                 writer.lr_curves(first, curves)
             if result.status == Status.FAILED:
@@ -242,7 +268,10 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule
             if result.updates - first < per_epoch:  # a stop request ended the epoch early
                 _interrupt(result, first)
                 break
-            metrics = {"train/loss": window.total / max(window.updates, 1), **ranks.evaluate(model, val, task, autocast)}
+            metrics = {
+                "train/loss": window.total / max(window.updates, 1),
+                **ranks.evaluate(model, val, task, autocast),
+            }
             if not _end_epoch(result, metrics, scheduler, writer, trial, objective, epoch, epochs, started, curves):
                 break
             if resume is not None and epoch + 1 < epochs:
@@ -256,8 +285,15 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule
     return result
 
 
-def _resume(point: ResumePoint | None, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: ScheduleLR, result: Result, batches: Any, writer: RunWriter | None) -> int:
+def _resume(
+    point: ResumePoint | None,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: ScheduleLR,
+    result: Result,
+    batches: Any,
+    writer: RunWriter | None,
+) -> int:
     """The epoch to start at: 0, or where the trial's saved state left off (restored into the run)."""
     state = load_resume_state(point) if point is not None else None
     if point is None or state is None:
@@ -265,8 +301,9 @@ def _resume(point: ResumePoint | None, model: nn.Module, optimizer: torch.optim.
     restore_state(state, model, optimizer, scheduler, result, batches)
     if writer is not None:
         writer.resume_at(int(state["tensorboard_step"]), result.history)
-    log.info("resuming trial %s after epoch %d (update %d) from %s", point.number, result.epochs,
-             result.updates, point.path)
+    log.info(
+        "resuming trial %s after epoch %d (update %d) from %s", point.number, result.epochs, result.updates, point.path
+    )
     return result.epochs
 
 
@@ -277,9 +314,18 @@ def _interrupt(result: Result, updates: int) -> None:
     log.warning("%s", result.reason)
 
 
-def _end_epoch(result: Result, metrics: dict[str, float], scheduler: ScheduleLR, writer: RunWriter | None,
-               trial: NoTrial, objective: str, epoch: int, epochs: int, started: float,
-               curves: dict[str, list[float]]) -> bool:
+def _end_epoch(
+    result: Result,
+    metrics: dict[str, float],
+    scheduler: ScheduleLR,
+    writer: RunWriter | None,
+    trial: NoTrial,
+    objective: str,
+    epoch: int,
+    epochs: int,
+    started: float,
+    curves: dict[str, list[float]],
+) -> bool:
     """After an epoch's validation: plateau, history, logs, divergence, pruning; False to stop."""
     schedule = scheduler.schedule
     scheduler.end_of_epoch(metrics[schedule.spec.get("monitor", "val/loss")])
@@ -289,8 +335,7 @@ def _end_epoch(result: Result, metrics: dict[str, float], scheduler: ScheduleLR,
         writer.scalars({**metrics, "epoch": epoch + 1}, result.updates)
     lrs = " ".join(f"{n}={v[-1]:.3g}" for n, v in curves.items() if v)  # the LR of the epoch's last update
     shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-    log.info("epoch %d/%d  %s  lr %s  (%.0f ms)", epoch + 1, epochs, shown, lrs,
-             1000 * (time.perf_counter() - started))
+    log.info("epoch %d/%d  %s  lr %s  (%.0f ms)", epoch + 1, epochs, shown, lrs, 1000 * (time.perf_counter() - started))
     if not math.isfinite(metrics["val/loss"]):
         result.status = Status.FAILED
         result.reason = diverged_reason(epoch + 1, epochs, "val/loss", metrics["val/loss"])

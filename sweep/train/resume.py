@@ -30,8 +30,9 @@ import os
 import random
 import signal
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,9 @@ def _generator(batches: Any) -> Any:
     return getattr(batches, "generator", None) or getattr(getattr(batches, "loader", None), "generator", None)
 
 
-def save_resume_state(point: ResumePoint, model: Any, optimizer: Any, scheduler: Any, result: Any,
-                      batches: Any, tensorboard_step: int) -> None:
+def save_resume_state(
+    point: ResumePoint, model: Any, optimizer: Any, scheduler: Any, result: Any, batches: Any, tensorboard_step: int
+) -> None:
     """Write the run's state at an epoch end, atomically."""
     import numpy as np
     import torch
@@ -115,12 +117,21 @@ def save_resume_state(point: ResumePoint, model: Any, optimizer: Any, scheduler:
     module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     generator = _generator(batches)
     state = {
-        "number": point.number, "fingerprint": point.fingerprint,
-        "model": module.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "batches": generator.get_state() if generator is not None else None},
-        "epochs": result.epochs, "updates": result.updates, "history": list(result.history),
+        "number": point.number,
+        "fingerprint": point.fingerprint,
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "batches": generator.get_state() if generator is not None else None,
+        },
+        "epochs": result.epochs,
+        "updates": result.updates,
+        "history": list(result.history),
         "tensorboard_step": int(tensorboard_step),
     }
     os.makedirs(point.job_dir, exist_ok=True)
@@ -146,8 +157,9 @@ def load_resume_state(point: ResumePoint) -> dict[str, Any] | None:
     return state
 
 
-def restore_state(state: Mapping[str, Any], model: Any, optimizer: Any, scheduler: Any, result: Any,
-                  batches: Any) -> None:
+def restore_state(
+    state: Mapping[str, Any], model: Any, optimizer: Any, scheduler: Any, result: Any, batches: Any
+) -> None:
     """Put a saved state back into the run's objects (the model already on its device)."""
     import numpy as np
     import torch

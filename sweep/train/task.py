@@ -16,8 +16,9 @@ The objective's direction follows the metric's name (`sweep.resolvers.direction_
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,8 +28,7 @@ from sweep.resolvers import direction_of  # noqa: F401 - re-exported: the object
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
-METRICS = {CLASSIFICATION: ("val/acc", "val/loss", "train/loss"),
-           REGRESSION: ("val/rmse", "val/loss", "train/loss")}
+METRICS = {CLASSIFICATION: ("val/acc", "val/loss", "train/loss"), REGRESSION: ("val/rmse", "val/loss", "train/loss")}
 
 
 def output_of(output: Any) -> torch.Tensor:
@@ -42,8 +42,10 @@ def output_of(output: Any) -> torch.Tensor:
         return logits
     if isinstance(output, Mapping) and "logits" in output:
         return output["logits"]
-    raise TypeError(f"the model returned a {type(output).__name__}; expected a tensor, a tuple whose first "
-                    "element is one, or an object with .logits")
+    raise TypeError(
+        f"the model returned a {type(output).__name__}; expected a tensor, a tuple whose first "
+        "element is one, or an object with .logits"
+    )
 
 
 def call_model(model: nn.Module, inputs: Any) -> Any:
@@ -59,11 +61,19 @@ def validate(cfg: Mapping[str, Any]) -> None:
     name = cfg.get("name")
     check(name in TASKS, "task", name, f"one of {', '.join(TASKS)}")
     smoothing = cfg.get("label_smoothing", 0.0)
-    check(isinstance(smoothing, (int, float)) and 0 <= smoothing < 1, "task.label_smoothing", smoothing,
-          "a number in [0, 1)")
+    check(
+        isinstance(smoothing, (int, float)) and 0 <= smoothing < 1,
+        "task.label_smoothing",
+        smoothing,
+        "a number in [0, 1)",
+    )
     loss = cfg.get("loss")
-    check(loss is None or (isinstance(loss, Mapping) and bool(loss.get("_target_"))), "task.loss", loss,
-          "null (the task's own loss) or a node with _target_, e.g. task.loss._target_=torch.nn.SmoothL1Loss")
+    check(
+        loss is None or (isinstance(loss, Mapping) and bool(loss.get("_target_"))),
+        "task.loss",
+        loss,
+        "null (the task's own loss) or a node with _target_, e.g. task.loss._target_=torch.nn.SmoothL1Loss",
+    )
 
 
 @dataclass

@@ -5,7 +5,8 @@ wrong argument is a one-line ConfigError naming the key before anything runs."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sweep.errors import ConfigError, check
 
@@ -13,8 +14,12 @@ from sweep.errors import ConfigError, check
 def import_object(key: str, path: Any) -> Any:
     """The object an import path names (`pkg.module.name`, nested attributes allowed); a path that
     does not import is a ConfigError naming `key`. Errors raised inside the user's module go up."""
-    check(isinstance(path, str) and bool(path) and path != "???" and "." in str(path), key, path,
-          "an import path such as mypackage.module.name (installed, or on PYTHONPATH)")
+    check(
+        isinstance(path, str) and bool(path) and path != "???" and "." in str(path),
+        key,
+        path,
+        "an import path such as mypackage.module.name (installed, or on PYTHONPATH)",
+    )
     parts = path.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:cut])
@@ -26,8 +31,9 @@ def import_object(key: str, path: Any) -> Any:
             raise
         for i, attr in enumerate(parts[cut:]):
             if not hasattr(obj, attr):
-                raise ConfigError(key, path, f"an importable name; module {module_name} has no "
-                                  f"{'.'.join(parts[cut:cut + i + 1])}") from None
+                raise ConfigError(
+                    key, path, f"an importable name; module {module_name} has no {'.'.join(parts[cut : cut + i + 1])}"
+                ) from None
             obj = getattr(obj, attr)
         return obj
     raise ConfigError(key, path, f"an importable name; no module {parts[0]} is installed or on PYTHONPATH")
@@ -45,5 +51,6 @@ def check_arguments(key: str, target: object, fn: Any, kwargs: Mapping[str, Any]
     try:
         signature.bind(**kwargs)
     except TypeError as err:
-        raise ConfigError(key, target,
-                          f"a callable that accepts the configured arguments {sorted(kwargs)}; {err}") from None
+        raise ConfigError(
+            key, target, f"a callable that accepts the configured arguments {sorted(kwargs)}; {err}"
+        ) from None

@@ -3,33 +3,43 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO, run_train
+
 from sweep.app.command_line import nearest, overrides_of, predicted_keys, unknown_choice, unknown_key
 
 CONF = str(REPO / "conf")
 
 
-@pytest.mark.parametrize("argv, key, near", [
-    (["optimizer.lrr=0.1"], "optimizer.lrr", "optimizer.lr"),
-    (["optimzer.lr=0.1"], "optimzer.lr", "optimizer.lr"),
-    (["trainer.epoch=3"], "trainer.epoch", "trainer.epochs"),
-    (["-m", "search=lr", "groups.head_lr_mul=tag(log, interval(1, 10))"], "groups.head_lr_mul", "groups.head_lr_mult"),
-])
+@pytest.mark.parametrize(
+    "argv, key, near",
+    [
+        (["optimizer.lrr=0.1"], "optimizer.lrr", "optimizer.lr"),
+        (["optimzer.lr=0.1"], "optimzer.lr", "optimizer.lr"),
+        (["trainer.epoch=3"], "trainer.epoch", "trainer.epochs"),
+        (
+            ["-m", "search=lr", "groups.head_lr_mul=tag(log, interval(1, 10))"],
+            "groups.head_lr_mul",
+            "groups.head_lr_mult",
+        ),
+    ],
+)
 def test_unknown_key_names_it_and_the_nearest_key(argv, key, near):
     line = unknown_key(argv, CONF)
     assert line is not None and line.startswith(f"error: {key}=")
     assert f"did you mean {near}?" in line and "\n" not in line
 
 
-@pytest.mark.parametrize("argv", [
-    ["optimizer.lr=0.1", "trainer.epochs=2"],
-    ["schedule=cosine", "schedule.floor=0.01"],        # a key of the selected option only
-    ["experiment=finetune", "model.channels=[8,16]"],  # the recipe switches model to cnn
-    ["+new.key=1", "~trial.number", "hydra.run.dir=x", "hydra/sweeper=lr_sweep"],
-    ["-m", "search=lr", "optimizer.lr=tag(log, interval(1e-3, 1))"],
-    ["--cfg", "job", "-cn", "train"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["optimizer.lr=0.1", "trainer.epochs=2"],
+        ["schedule=cosine", "schedule.floor=0.01"],  # a key of the selected option only
+        ["experiment=finetune", "model.channels=[8,16]"],  # the recipe switches model to cnn
+        ["+new.key=1", "~trial.number", "hydra.run.dir=x", "hydra/sweeper=lr_sweep"],
+        ["-m", "search=lr", "optimizer.lr=tag(log, interval(1e-3, 1))"],
+        ["--cfg", "job", "-cn", "train"],
+    ],
+)
 def test_valid_command_lines_pass(argv):
     assert unknown_key(argv, CONF) is None and unknown_choice(argv, CONF) is None
 

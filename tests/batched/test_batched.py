@@ -12,15 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from sweep.train import data as datasets
-from sweep.batched.stack import Decision, Member, Status, train_members
 from sweep.batched.check import NotBatchable, check_batchable, check_memory
+from sweep.batched.stack import Decision, Member, Status, train_members
 from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups
-from sweep.train.loop import train
-from sweep.train.models import CNN, MLP
 from sweep.lr.optimizer import build_optimizer
 from sweep.lr.schedule import Schedule
+from sweep.train import data as datasets
+from sweep.train.loop import train
+from sweep.train.models import CNN, MLP
 from sweep.train.task import Task
 
 EPOCHS, BATCH = 3, 32
@@ -33,8 +33,7 @@ OPTIMIZERS = {
     "adam": {"name": "adam", "weight_decay": 1e-3},
     "adamw": {"name": "adamw", "weight_decay": 0.05},
 }
-LRS = {"sgd": (0.02, 0.1, 0.3), "nesterov": (0.02, 0.1, 0.3), "adam": (1e-3, 3e-3, 1e-2),
-       "adamw": (1e-3, 3e-3, 1e-2)}
+LRS = {"sgd": (0.02, 0.1, 0.3), "nesterov": (0.02, 0.1, 0.3), "adam": (1e-3, 3e-3, 1e-2), "adamw": (1e-3, 3e-3, 1e-2)}
 
 
 @pytest.fixture(autouse=True)
@@ -70,9 +69,17 @@ def small_mlp() -> nn.Module:
     return MLP(64, 10, hidden=(32, 32))
 
 
-def member(data: datasets.TensorData, seed: int, lr: float, mult: float, optimizer: str = "sgd",
-           schedule: dict | None = None, model_fn: Any = small_mlp, freeze_epochs: int = 0,
-           epochs: int = EPOCHS) -> Member:
+def member(
+    data: datasets.TensorData,
+    seed: int,
+    lr: float,
+    mult: float,
+    optimizer: str = "sgd",
+    schedule: dict | None = None,
+    model_fn: Any = small_mlp,
+    freeze_epochs: int = 0,
+    epochs: int = EPOCHS,
+) -> Member:
     """A trial built as the sequential job builds it: seed, model, groups, optimizer, schedule."""
     torch.manual_seed(seed)
     model = model_fn()
@@ -123,13 +130,17 @@ def assert_same_run(batched, seq_result, seq_state, seq_curves, tol: float = 1e-
             assert ours[name] == pytest.approx(theirs[name], rel=1e-12)
 
 
-@pytest.mark.parametrize("optimizer,batched_layers", [("sgd", True), ("sgd", False), ("nesterov", True),
-                                                      ("adam", True), ("adamw", True), ("adamw", False)])
+@pytest.mark.parametrize(
+    "optimizer,batched_layers",
+    [("sgd", True), ("sgd", False), ("nesterov", True), ("adam", True), ("adamw", True), ("adamw", False)],
+)
 def test_shipped_mlp_matches_trials_run_one_by_one(digits, optimizer, batched_layers):
     lrs = LRS[optimizer]
-    specs = [dict(seed=0, lr=lrs[0], mult=1.0, optimizer=optimizer),
-             dict(seed=0, lr=lrs[1], mult=10.0, optimizer=optimizer, schedule=STEP_WARMUP),
-             dict(seed=1, lr=lrs[2], mult=3.0, optimizer=optimizer)]
+    specs = [
+        dict(seed=0, lr=lrs[0], mult=1.0, optimizer=optimizer),
+        dict(seed=0, lr=lrs[1], mult=10.0, optimizer=optimizer, schedule=STEP_WARMUP),
+        dict(seed=1, lr=lrs[2], mult=3.0, optimizer=optimizer),
+    ]
     members = [member(digits, **s) for s in specs]
     results = train_members(members, digits, trainer(), TASK, batched_layers=batched_layers)
     assert [r.status for r in results] == [Status.COMPLETE] * 3
@@ -139,21 +150,26 @@ def test_shipped_mlp_matches_trials_run_one_by_one(digits, optimizer, batched_la
 
 
 def test_user_model_matches_trials_run_one_by_one(digits):
-    specs = [dict(seed=3, lr=3e-3, mult=5.0, optimizer="adamw", model_fn=Features),
-             dict(seed=4, lr=1e-2, mult=1.0, optimizer="adamw", model_fn=Features, schedule=STEP_WARMUP)]
+    specs = [
+        dict(seed=3, lr=3e-3, mult=5.0, optimizer="adamw", model_fn=Features),
+        dict(seed=4, lr=1e-2, mult=1.0, optimizer="adamw", model_fn=Features, schedule=STEP_WARMUP),
+    ]
     results = train_members([member(digits, **s) for s in specs], digits, trainer(), TASK)
     for result, spec in zip(results, specs):
         assert_same_run(result, *sequential(digits, spec))
 
 
 def test_batchnorm_model_trains_batched_with_its_own_running_statistics(digits):
-    specs = [dict(seed=0, lr=0.05, mult=1.0, model_fn=lambda: CNN(64, 10, channels=(4,))),
-             dict(seed=1, lr=0.2, mult=2.0, model_fn=lambda: CNN(64, 10, channels=(4,)))]
+    specs = [
+        dict(seed=0, lr=0.05, mult=1.0, model_fn=lambda: CNN(64, 10, channels=(4,))),
+        dict(seed=1, lr=0.2, mult=2.0, model_fn=lambda: CNN(64, 10, channels=(4,))),
+    ]
     results = train_members([member(digits, epochs=2, **s) for s in specs], digits, trainer(epochs=2), TASK)
     for result, spec in zip(results, specs):
         assert_same_run(result, *sequential(digits, {**spec, "epochs": 2}, epochs=2))
-    assert not torch.equal(results[0].state_dict["backbone.1.running_mean"],
-                           results[1].state_dict["backbone.1.running_mean"])
+    assert not torch.equal(
+        results[0].state_dict["backbone.1.running_mean"], results[1].state_dict["backbone.1.running_mean"]
+    )
 
 
 def test_frozen_backbone_and_grad_clip_per_member(digits):
@@ -185,8 +201,9 @@ def test_pruned_member_is_dropped_from_the_stack(digits, monkeypatch):
 
     sizes: list[int] = []
     losses = forward.StackedModel.losses
-    monkeypatch.setattr(forward.StackedModel, "losses",
-                        lambda self, x, y: sizes.append(len(self)) or losses(self, x, y))
+    monkeypatch.setattr(
+        forward.StackedModel, "losses", lambda self, x, y: sizes.append(len(self)) or losses(self, x, y)
+    )
     heard: list[tuple[int, int]] = []
 
     def on_epoch_end(index: int, epoch: int, metrics: dict[str, float]) -> str:

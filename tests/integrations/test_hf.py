@@ -44,8 +44,15 @@ class Tokens(Dataset):
 
 
 def tiny_bert() -> Any:
-    config = transformers.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=16, num_labels=3)
+    config = transformers.BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=3,
+    )
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(config)
 
@@ -56,17 +63,32 @@ def compute_metrics(p: Any) -> dict[str, float]:
 
 def arguments(tmp_path: Path, epochs: int = 3, **extra: Any) -> Any:
     return transformers.TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, per_device_eval_batch_size=16,
-        num_train_epochs=epochs, eval_strategy="epoch", save_strategy="no", logging_strategy="no",
-        report_to=[], use_cpu=True, disable_tqdm=True, seed=0, **extra)
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        num_train_epochs=epochs,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        **extra,
+    )
 
 
 def trainer_with(tmp_path: Path, callback: Any, schedule: dict | None = None, epochs: int = 3) -> Any:
     model, args, train = tiny_bert(), arguments(tmp_path, epochs), Tokens(32, 0)
     return transformers.Trainer(
-        model=model, args=args, train_dataset=train, eval_dataset=Tokens(16, 1), compute_metrics=compute_metrics,
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=Tokens(16, 1),
+        compute_metrics=compute_metrics,
         callbacks=[callback],
-        optimizers=sweep.hf.optimizers(model, OPTIMIZER, GROUPS, schedule or COSINE, args=args, train_dataset=train))
+        optimizers=sweep.hf.optimizers(model, OPTIMIZER, GROUPS, schedule or COSINE, args=args, train_dataset=train),
+    )
 
 
 class Never(optuna.pruners.BasePruner):
@@ -81,35 +103,59 @@ class Always(optuna.pruners.BasePruner):
 
 # --------------------------------------------------------------------------- fast
 
+
 def test_metric_names_find_the_trainers_eval_keys() -> None:
     assert sweep.hf.metric_names("eval_accuracy")[0] == "eval_accuracy"
     assert "eval_accuracy" in sweep.hf.metric_names("accuracy")
     assert "eval_loss" in sweep.hf.metric_names("val/loss")
 
 
-@pytest.mark.parametrize("n, drop_last, accumulate, max_steps, want", [
-    (32, False, 1, -1, (4, 3)),
-    (37, False, 2, -1, (3, 3)),   # 5 batches, the last update takes one
-    (37, True, 1, -1, (4, 3)),
-    (32, False, 1, 6, (4, 2)),    # max_steps ends the run in epoch 2
-])
-def test_steps_per_epoch_and_epochs_as_the_trainer_counts_them(n: int, drop_last: bool, accumulate: int,
-                                                                  max_steps: int, want: tuple[int, int]) -> None:
-    args = SimpleNamespace(train_batch_size=8, world_size=1, dataloader_drop_last=drop_last,
-                           gradient_accumulation_steps=accumulate, max_steps=max_steps, num_train_epochs=3)
+@pytest.mark.parametrize(
+    "n, drop_last, accumulate, max_steps, want",
+    [
+        (32, False, 1, -1, (4, 3)),
+        (37, False, 2, -1, (3, 3)),  # 5 batches, the last update takes one
+        (37, True, 1, -1, (4, 3)),
+        (32, False, 1, 6, (4, 2)),  # max_steps ends the run in epoch 2
+    ],
+)
+def test_steps_per_epoch_and_epochs_as_the_trainer_counts_them(
+    n: int, drop_last: bool, accumulate: int, max_steps: int, want: tuple[int, int]
+) -> None:
+    args = SimpleNamespace(
+        train_batch_size=8,
+        world_size=1,
+        dataloader_drop_last=drop_last,
+        gradient_accumulation_steps=accumulate,
+        max_steps=max_steps,
+        num_train_epochs=3,
+    )
     assert sweep.hf.steps_of(args, sweep.hf._batches(args, range(n))) == want
 
 
 def test_plateau_without_a_trainer_is_refused_in_one_line() -> None:
-    args = SimpleNamespace(train_batch_size=8, world_size=1, dataloader_drop_last=False,
-                           gradient_accumulation_steps=1, max_steps=-1, num_train_epochs=3)
+    args = SimpleNamespace(
+        train_batch_size=8,
+        world_size=1,
+        dataloader_drop_last=False,
+        gradient_accumulation_steps=1,
+        max_steps=-1,
+        num_train_epochs=3,
+    )
     with pytest.raises(ConfigError) as info:
-        sweep.hf.optimizers(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)), OPTIMIZER, GROUPS,
-                            {"name": "plateau"}, args=args, train_dataset=Tokens(8, 0))
+        sweep.hf.optimizers(
+            torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)),
+            OPTIMIZER,
+            GROUPS,
+            {"name": "plateau"},
+            args=args,
+            train_dataset=Tokens(8, 0),
+        )
     assert info.value.key == "schedule" and "LRSweepCallback" in str(info.value) and "\n" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- Trainer runs
+
 
 @pytest.mark.slow
 def test_complete_run_reports_every_evaluation_and_finishes_complete(tmp_path: Path) -> None:
@@ -154,9 +200,14 @@ def test_a_pruned_trial_stops_training_without_an_exception(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_plateau_is_driven_on_a_trainer_with_the_callback(tmp_path: Path) -> None:
     model, args = tiny_bert(), arguments(tmp_path)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=Tokens(32, 0), eval_dataset=Tokens(16, 1),
-                                   compute_metrics=compute_metrics,
-                                   callbacks=[sweep.hf.LRSweepCallback(NoTrial(), monitor="eval_accuracy")])
+    trainer = transformers.Trainer(
+        model=model,
+        args=args,
+        train_dataset=Tokens(32, 0),
+        eval_dataset=Tokens(16, 1),
+        compute_metrics=compute_metrics,
+        callbacks=[sweep.hf.LRSweepCallback(NoTrial(), monitor="eval_accuracy")],
+    )
     schedule = {"name": "plateau", "monitor": "val/const", "mode": "min", "patience": 0, "factor": 0.5}
     trainer.optimizer, trainer.lr_scheduler = sweep.hf.optimizers(trainer, OPTIMIZER, GROUPS, schedule)
     trainer.train()

@@ -34,8 +34,15 @@ BATCH = 128
 class SimpleDenseNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.model = nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 32),
-                                   nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+        self.model = nn.Sequential(
+            nn.Linear(64, 32),
+            nn.BatchNorm1d(32),
+            nn.ReLU(),
+            nn.Linear(32, 32),
+            nn.BatchNorm1d(32),
+            nn.ReLU(),
+            nn.Linear(32, 10),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -75,16 +82,25 @@ def loaders() -> tuple[DataLoader, DataLoader]:
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(len(y), generator=g)
     train, val = order[:1000], order[1000:1400]
-    return (DataLoader(TensorDataset(x[train], y[train]), batch_size=BATCH, shuffle=True, generator=g),
-            DataLoader(TensorDataset(x[val], y[val]), batch_size=400))
+    return (
+        DataLoader(TensorDataset(x[train], y[train]), batch_size=BATCH, shuffle=True, generator=g),
+        DataLoader(TensorDataset(x[val], y[val]), batch_size=400),
+    )
 
 
 def fit(module: pl.LightningModule, callbacks: list, max_epochs: int = 3, logger: Any = False) -> pl.Trainer:
     torch.manual_seed(0)
-    trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=logger,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         log_every_n_steps=1,
-                         callbacks=callbacks)
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=callbacks,
+    )
     train, val = loaders()
     trainer.fit(module, train, val)
     return trainer
@@ -108,12 +124,18 @@ def study_trial(pruner: optuna.pruners.BasePruner) -> tuple[Any, Any, StudyTrial
 
 # --------------------------------------------------------------------------- tests
 
+
 def test_only_the_lightning_adapter_imports_lightning() -> None:
     """`import sweep` stays light: lightning is imported by sweep/lightning.py alone, on its import."""
     root = Path(sweep.lightning.__file__).parent
-    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
-                       if any(line.strip().startswith(("import lightning", "from lightning", "from pytorch_lightning"))
-                              for line in p.read_text().splitlines()))
+    importers = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if any(
+            line.strip().startswith(("import lightning", "from lightning", "from pytorch_lightning"))
+            for line in p.read_text().splitlines()
+        )
+    )
     assert importers == ["lightning.py"]
 
 

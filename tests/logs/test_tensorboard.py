@@ -9,15 +9,18 @@ import os
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from conftest import REPO
-from sweep.lr.schedule import Schedule
 from sweep.logs.tensorboard import RunWriter, experiment, run_sessions, write_sweep_experiment
+from sweep.lr.schedule import Schedule
 
-SESSION_START, SESSION_END, EXPERIMENT = ("_hparams_/session_start_info", "_hparams_/session_end_info",
-                                          "_hparams_/experiment")
+SESSION_START, SESSION_END, EXPERIMENT = (
+    "_hparams_/session_start_info",
+    "_hparams_/session_end_info",
+    "_hparams_/experiment",
+)
 
 
 def load(path) -> EventAccumulator:
@@ -42,20 +45,24 @@ def tb_smooth(values, weight: float = 0.6) -> np.ndarray:
     out, last = [], 0.0
     for n, x in enumerate(v, 1):
         last = last * weight + (1 - weight) * x
-        out.append(last / (1 - weight ** n))
+        out.append(last / (1 - weight**n))
     return np.array(out)
 
 
 def schedule_spec(name: str, warmup: float) -> dict:
     spec = yaml.safe_load((REPO / "conf/schedule/_base.yaml").read_text())
-    spec.update({k: v for k, v in yaml.safe_load((REPO / f"conf/schedule/{name}.yaml").read_text()).items()
-                 if k != "defaults"})
+    spec.update(
+        {k: v for k, v in yaml.safe_load((REPO / f"conf/schedule/{name}.yaml").read_text()).items() if k != "defaults"}
+    )
     spec["warmup_epochs"] = warmup
     return spec
 
 
-SCHEDULES = sorted(os.path.basename(p)[:-5] for p in glob.glob(str(REPO / "conf/schedule/*.yaml"))
-                   if not os.path.basename(p).startswith("_"))
+SCHEDULES = sorted(
+    os.path.basename(p)[:-5]
+    for p in glob.glob(str(REPO / "conf/schedule/*.yaml"))
+    if not os.path.basename(p).startswith("_")
+)
 
 
 def run_schedule(tmp_path, name: str, warmup: float, spe: int, epochs: int):
@@ -85,8 +92,8 @@ def test_lr_curves_read_right_at_the_default_smoothing(tmp_path, name, warmup):
     assert steps == list(range(len(true)))  # every update while the run is short: evenly spaced
     smooth = tb_smooth([v for _, v in points])
     peak, lag = true.max(), 8  # updates (a third of an epoch here)
-    low = np.array([true[max(0, i - lag):i + 1].min() for i in range(len(true))])
-    high = np.array([true[max(0, i - lag):i + 1].max() for i in range(len(true))])
+    low = np.array([true[max(0, i - lag) : i + 1].min() for i in range(len(true))])
+    high = np.array([true[max(0, i - lag) : i + 1].max() for i in range(len(true))])
     # the smoothed line stays within the true curve's range over the last `lag` updates
     assert np.maximum(low - smooth, smooth - high).max() <= 0.01 * peak
     assert smooth.max() >= 0.95 * peak  # and reaches the peak
@@ -100,8 +107,8 @@ def test_long_runs_keep_evenly_spaced_points_under_the_limit(tmp_path):
     assert steps[-1] == len(true) - 1  # and the run's last update
     smooth = tb_smooth([v for _, v in points])
     lag = 8 * 3
-    low = np.array([true[max(0, s - lag):s + 1].min() for s in steps])
-    high = np.array([true[max(0, s - lag):s + 1].max() for s in steps])
+    low = np.array([true[max(0, s - lag) : s + 1].min() for s in steps])
+    high = np.array([true[max(0, s - lag) : s + 1].max() for s in steps])
     assert np.maximum(low - smooth, smooth - high).max() <= 0.01 * true.max()
 
 
@@ -110,8 +117,9 @@ def test_one_x_axis_and_epoch_as_a_scalar(tmp_path):
     for t in range(20):
         w.lr(t, {"all": 0.1})
         if t % 10 == 9:
-            w.scalars({"train/loss": 1.0, "val/acc": 0.5 + t / 100, "val/loss": float("nan"), "epoch": (t + 1) // 10},
-                      t + 1)
+            w.scalars(
+                {"train/loss": 1.0, "val/acc": 0.5 + t / 100, "val/loss": float("nan"), "epoch": (t + 1) // 10}, t + 1
+            )
     w.finish({"optimizer.lr": 0.1}, "complete")
     acc = load(tmp_path / "run")
     assert [e.step for e in acc.Scalars("val/acc")] == [10, 20]
@@ -121,18 +129,26 @@ def test_one_x_axis_and_epoch_as_a_scalar(tmp_path):
     assert [e.value for e in acc.Scalars("best/val_acc")] == pytest.approx([0.59, 0.69])  # a curve
 
 
-@pytest.mark.parametrize("status, expected", [
-    ("complete", api_pb2.STATUS_SUCCESS), ("pruned", api_pb2.STATUS_UNKNOWN),
-    ("failed", api_pb2.STATUS_FAILURE), ("diverged", api_pb2.STATUS_FAILURE),
-])
+@pytest.mark.parametrize(
+    "status, expected",
+    [
+        ("complete", api_pb2.STATUS_SUCCESS),
+        ("pruned", api_pb2.STATUS_UNKNOWN),
+        ("failed", api_pb2.STATUS_FAILURE),
+        ("diverged", api_pb2.STATUS_FAILURE),
+    ],
+)
 def test_session_is_written_at_the_end_with_the_real_status_and_times(tmp_path, status, expected):
     w = RunWriter(str(tmp_path / "run"))
     w.lr(0, {"all": 0.1})
     w.scalars({"val/acc": 0.5}, 1)
     w.flush()
     assert SESSION_START not in hparams_content(load(tmp_path / "run"))  # nothing claimed before the end
-    w.finish({"optimizer.lr": 0.1, "search": None, "schedule.name": "step", "model.hidden": [8, 8]}, status,
-             peaks={"backbone": 0.1, "head": 1.0})
+    w.finish(
+        {"optimizer.lr": 0.1, "search": None, "schedule.name": "step", "model.hidden": [8, 8]},
+        status,
+        peaks={"backbone": 0.1, "head": 1.0},
+    )
     content = hparams_content(load(tmp_path / "run"))
     start, end = content[SESSION_START].session_start_info, content[SESSION_END].session_end_info
     assert end.status == expected
@@ -151,10 +167,14 @@ def test_a_single_run_declares_its_own_columns_and_lr_chart(tmp_path):
     acc = load(tmp_path / "run")
     exp = hparams_content(acc)[EXPERIMENT].experiment
     assert [(i.name, i.differs) for i in exp.hparam_infos] == [  # searched first; one run: nothing varies
-        ("optimizer.lr", True), ("status", False), ("trainer.epochs", False)]
+        ("optimizer.lr", True),
+        ("status", False),
+        ("trainer.epochs", False),
+    ]
     assert acc.PluginTagToContent("custom_scalars")
-    assert os.listdir(tmp_path / "run") and all(p.startswith("events.out.tfevents")
-                                                for p in os.listdir(tmp_path / "run"))
+    assert os.listdir(tmp_path / "run") and all(
+        p.startswith("events.out.tfevents") for p in os.listdir(tmp_path / "run")
+    )
 
 
 def test_an_epochs_lr_curves_at_once_and_close_without_a_session(tmp_path):
@@ -173,8 +193,11 @@ def sweep_of_three(sweep_dir):
         w = RunWriter(str(sweep_dir / str(number) / "tensorboard"), sweep_dir=str(sweep_dir), name=str(number))
         w.lr(0, {"backbone": lr, "head": 10 * lr})
         w.scalars({"val/acc": 0.5}, 1)
-        w.finish({"optimizer.lr": lr, "groups.head_lr_mult": 10.0, "trainer.epochs": 4}, status,
-                 peaks={"backbone": lr, "head": 10 * lr})
+        w.finish(
+            {"optimizer.lr": lr, "groups.head_lr_mult": 10.0, "trainer.epochs": 4},
+            status,
+            peaks={"backbone": lr, "head": 10 * lr},
+        )
     return write_sweep_experiment(str(sweep_dir), ["optimizer.lr"])
 
 
@@ -195,7 +218,10 @@ def test_sweep_runs_are_named_by_trial_number_and_share_one_experiment(tmp_path)
     assert {"peak_lr/backbone", "peak_lr/head"} <= set(names)
     assert infos["optimizer.lr"].domain_interval.max_value == pytest.approx(5.0)
     assert set(infos["status"].domain_discrete.values[i].string_value for i in range(3)) == {
-        "complete", "pruned", "diverged"}
+        "complete",
+        "pruned",
+        "diverged",
+    }
     assert {m.name.tag for m in exp.metric_infos} >= {"val/acc", "val/loss"}
 
 
@@ -250,13 +276,20 @@ def test_tensorboard_itself_names_runs_by_number_and_reads_the_status(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tb = os.path.join(os.path.dirname(sys.executable), "tensorboard")
-    proc = subprocess.Popen([tb, "--logdir", str(tmp_path / "sweep" / "tensorboard"), "--port", str(port),
-                             "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [tb, "--logdir", str(tmp_path / "sweep" / "tensorboard"), "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def get(path, body=None):
-            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body else "GET",
-                                         data=json.dumps(body).encode() if body else None,
-                                         headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                method="POST" if body else "GET",
+                data=json.dumps(body).encode() if body else None,
+                headers={"Content-Type": "application/json"},
+            )
             return json.loads(urllib.request.urlopen(req, timeout=10).read())
 
         for _ in range(60):
@@ -268,9 +301,16 @@ def test_tensorboard_itself_names_runs_by_number_and_reads_the_status(tmp_path):
                 pass
             time.sleep(0.5)
         assert sorted(runs) == [".", "0", "1", "2"]
-        groups = get("/data/plugin/hparams/session_groups", {
-            "experimentName": "", "startIndex": 0, "sliceSize": 10, "colParams": [],
-            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+        groups = get(
+            "/data/plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "startIndex": 0,
+                "sliceSize": 10,
+                "colParams": [],
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+            },
+        )
         status = {g["name"]: g["sessions"][0]["status"] for g in groups["sessionGroups"]}
         assert status == {"0": "STATUS_SUCCESS", "1": "STATUS_UNKNOWN", "2": "STATUS_FAILURE"}
     finally:
@@ -293,11 +333,15 @@ def test_a_trial_run_finds_its_sweep_from_hydras_layout(tmp_path):
 
 
 def test_without_searched_keys_the_varying_ones_come_first():
-    sessions = [{"optimizer.lr": lr, "trainer.epochs": 4, "peak_lr/head": 10 * lr, "search": "None"}
-                for lr in (0.1, 0.2)]
+    sessions = [
+        {"optimizer.lr": lr, "trainer.epochs": 4, "peak_lr/head": 10 * lr, "search": "None"} for lr in (0.1, 0.2)
+    ]
     infos = experiment(sessions).hparam_infos
     assert [(i.name, i.differs) for i in infos] == [
-        ("optimizer.lr", True), ("peak_lr/head", False), ("trainer.epochs", False)]  # no 'None' column
+        ("optimizer.lr", True),
+        ("peak_lr/head", False),
+        ("trainer.epochs", False),
+    ]  # no 'None' column
 
 
 def test_records_and_hparams_names_match_tensorboards_own():
@@ -317,7 +361,10 @@ def test_records_and_hparams_names_match_tensorboards_own():
         assert masked_crc32c(data) == tb_masked_crc32c(data)
     assert (ours.HPARAMS_PLUGIN, ours.HPARAMS_DATA_VERSION) == (metadata.PLUGIN_NAME, metadata.PLUGIN_DATA_VERSION)
     assert (ours.EXPERIMENT_TAG, ours.SESSION_START_INFO_TAG, ours.SESSION_END_INFO_TAG) == (
-        metadata.EXPERIMENT_TAG, metadata.SESSION_START_INFO_TAG, metadata.SESSION_END_INFO_TAG)
+        metadata.EXPERIMENT_TAG,
+        metadata.SESSION_START_INFO_TAG,
+        metadata.SESSION_END_INFO_TAG,
+    )
     assert ours.NULL_TENSOR.SerializeToString() == metadata.NULL_TENSOR.SerializeToString()
 
 

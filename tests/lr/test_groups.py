@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import REPO
 from omegaconf import OmegaConf
 from torch import nn
 
 from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups, group_table
-from sweep.train.models import MLP
 from sweep.lr.optimizer import build_optimizer
-from conftest import REPO
+from sweep.train.models import MLP
 
 CONF = REPO / "conf"
 
@@ -43,6 +42,7 @@ def by_name(groups):
 
 
 # --------------------------------------------------------------------------- backbone_head
+
 
 @pytest.mark.parametrize("mult", [10.0, 3.0, 0.5])
 def test_backbone_head_groups(mult: float) -> None:
@@ -74,11 +74,14 @@ def test_freeze_epochs_interpolates_into_backbone_start() -> None:
 
 
 def test_first_match_wins() -> None:
-    cfg = {"name": "custom", "rules": [
-        {"name": "head_bias", "pattern": "head.bias", "mult": 5.0},
-        {"name": "head", "pattern": "head.*", "mult": 2.0},
-        {"name": "rest", "pattern": "*"},
-    ]}
+    cfg = {
+        "name": "custom",
+        "rules": [
+            {"name": "head_bias", "pattern": "head.bias", "mult": 5.0},
+            {"name": "head", "pattern": "head.*", "mult": 2.0},
+            {"name": "rest", "pattern": "*"},
+        ],
+    }
     g = by_name(build_groups(model(), cfg))
     assert [n for n, _ in g["head_bias"].params] == ["head.bias"]
     assert [n for n, _ in g["head"].params] == ["head.weight"]
@@ -125,6 +128,7 @@ def test_head_lr_mult_must_be_positive(mult: float) -> None:
 
 # --------------------------------------------------------------------------- layer_decay
 
+
 @pytest.mark.parametrize("decay", [0.7, 0.5])
 @pytest.mark.parametrize("hidden", [(16, 16), (16, 16, 16)])
 def test_layer_decay_one_group_per_linear_counted_from_the_head(decay: float, hidden: tuple) -> None:
@@ -155,6 +159,7 @@ def test_layer_decay_out_of_range(decay: float) -> None:
 
 
 # --------------------------------------------------------------------------- optimizer
+
 
 @pytest.mark.parametrize("opt_name", ["sgd", "adamw"])
 @pytest.mark.parametrize("decay_norm_bias", [False, True])
@@ -197,8 +202,12 @@ def test_optimizer_keeps_other_settings() -> None:
 
 def test_frozen_rule() -> None:
     m = model()
-    cfg = {"rules": [{"name": "backbone", "pattern": "backbone.*", "frozen": True},
-                     {"name": "head", "pattern": "head.*", "mult": 10.0}]}
+    cfg = {
+        "rules": [
+            {"name": "backbone", "pattern": "backbone.*", "frozen": True},
+            {"name": "head", "pattern": "head.*", "mult": 10.0},
+        ]
+    }
     groups = build_groups(m, cfg)
     opt = build_optimizer(optimizer_cfg("sgd", lr=0.1), groups, decay_norm_bias=False)
     for name, p in m.named_parameters():
@@ -220,7 +229,7 @@ def test_frozen_rule() -> None:
 def test_group_table_names_every_group() -> None:
     groups = build_groups(model(), groups_cfg("layer_decay"))
     table = group_table(groups, 0.05, 1e-4, decay_norm_bias=False)
-    rows = table.splitlines()[1:len(groups) + 1]  # a header, one row per group, then the notes
+    rows = table.splitlines()[1 : len(groups) + 1]  # a header, one row per group, then the notes
     assert [r.split()[0] for r in rows] == [g.name for g in groups]
     assert "head: head (the child called head)" in table.splitlines()
     groups = build_groups(model(), groups_cfg("backbone_head", head_lr_mult=10.0))
@@ -230,6 +239,7 @@ def test_group_table_names_every_group() -> None:
 
 
 # --------------------------------------------------------------------------- the head of any model
+
 
 class FeaturesClassifier(nn.Module):
     """Parts named as torchvision's VGG/AlexNet: `features`, a parameter-free pool, `classifier`."""
@@ -272,12 +282,15 @@ def names_of(group) -> set[str]:
     return {n for n, _ in group.params}
 
 
-@pytest.mark.parametrize("make, head, how", [
-    (FeaturesClassifier, "classifier", "last child with parameters"),
-    (WithGetClassifier, "fc_out", "get_classifier()"),
-    (ResNetLike, "fc", "last child with parameters"),
-    (lambda: MLP(in_features=8, num_classes=3), "head", "the child called head"),
-])
+@pytest.mark.parametrize(
+    "make, head, how",
+    [
+        (FeaturesClassifier, "classifier", "last child with parameters"),
+        (WithGetClassifier, "fc_out", "get_classifier()"),
+        (ResNetLike, "fc", "last child with parameters"),
+        (lambda: MLP(in_features=8, num_classes=3), "head", "the child called head"),
+    ],
+)
 def test_backbone_head_finds_the_head(make, head: str, how: str) -> None:
     m = make()
     groups = by_name(build_groups(m, groups_cfg("backbone_head", head_lr_mult=4.0)))
@@ -300,8 +313,15 @@ class SimpleDenseNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16),
-                                   nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+        self.model = nn.Sequential(
+            nn.Linear(8, 16),
+            nn.BatchNorm1d(16),
+            nn.ReLU(),
+            nn.Linear(16, 16),
+            nn.BatchNorm1d(16),
+            nn.ReLU(),
+            nn.Linear(16, 3),
+        )
 
 
 class Wrapper(nn.Module):
@@ -319,13 +339,16 @@ class Plain(nn.Module):
         self.embed, self.body, self.out = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 3)
 
 
-@pytest.mark.parametrize("make, head, how", [
-    (SimpleDenseNet, "model.6", "last child with parameters of model"),
-    (lambda: Wrapper(SimpleDenseNet()), "net.model.6", "last child with parameters of net.model"),
-    (lambda: Wrapper(FeaturesClassifier()), "net.classifier", "last child with parameters of net"),
-    (lambda: Wrapper(MLP(in_features=8, num_classes=3)), "net.head", "the child called head of net"),
-    (lambda: Wrapper(WithGetClassifier()), "net.fc_out", "get_classifier() of net"),
-])
+@pytest.mark.parametrize(
+    "make, head, how",
+    [
+        (SimpleDenseNet, "model.6", "last child with parameters of model"),
+        (lambda: Wrapper(SimpleDenseNet()), "net.model.6", "last child with parameters of net.model"),
+        (lambda: Wrapper(FeaturesClassifier()), "net.classifier", "last child with parameters of net"),
+        (lambda: Wrapper(MLP(in_features=8, num_classes=3)), "net.head", "the child called head of net"),
+        (lambda: Wrapper(WithGetClassifier()), "net.fc_out", "get_classifier() of net"),
+    ],
+)
 def test_the_head_is_found_inside_a_wrapping_container(make, head: str, how: str) -> None:
     m = make()
     groups = by_name(build_groups(m, groups_cfg("backbone_head")))
@@ -384,13 +407,14 @@ def test_groups_config_may_be_a_dictconfig() -> None:
 
 # --------------------------------------------------------------------------- layer_decay depth
 
+
 def mults(groups) -> dict[str, float]:
     return {g.name: g.mult for g in groups}
 
 
 def test_layer_decay_resnet_like_stem_then_stages_then_head() -> None:
     groups = build_groups(ResNetLike(), groups_cfg("layer_decay", decay=0.5, head_lr_mult=1.0))
-    assert mults(groups) == {"stem": 0.5 ** 4, "layer1": 0.5 ** 3, "layer2": 0.5 ** 2, "layer3": 0.5, "head": 1.0}
+    assert mults(groups) == {"stem": 0.5**4, "layer1": 0.5**3, "layer2": 0.5**2, "layer3": 0.5, "head": 1.0}
     g = by_name(groups)
     assert names_of(g["stem"]) == {"conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias"}
     assert names_of(g["head"]) == {"fc.weight", "fc.bias"}
@@ -416,7 +440,7 @@ def test_layer_decay_uses_timms_group_matcher() -> None:
     # timm's convention: the final norm joins the last block (suffix 99999)
     names = [g.name for g in groups]
     assert names == ["stem", "blocks.0", "blocks.1", "blocks.2", "head"]
-    assert [g.mult for g in groups] == pytest.approx([0.5 ** 4, 0.5 ** 3, 0.5 ** 2, 0.5, 1.0])
+    assert [g.mult for g in groups] == pytest.approx([0.5**4, 0.5**3, 0.5**2, 0.5, 1.0])
     g = by_name(groups)
     assert names_of(g["stem"]) == {"cls_token", "patch_embed.weight", "patch_embed.bias"}
     assert names_of(g["blocks.2"]) == {"blocks.2.weight", "blocks.2.bias", "norm.weight", "norm.bias"}
@@ -435,8 +459,15 @@ def test_layer_decay_explicit_layers() -> None:
 
 def tiny_bert(layers: int = 3):
     transformers = pytest.importorskip("transformers")
-    config = transformers.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=16, num_labels=3)
+    config = transformers.BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=3,
+    )
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(config)  # built from its config: no download
 
@@ -444,9 +475,15 @@ def tiny_bert(layers: int = 3):
 def test_layer_decay_finds_the_depth_of_a_transformers_bert() -> None:
     m = tiny_bert(layers=3)
     groups = build_groups(m, groups_cfg("layer_decay", decay=0.5, head_lr_mult=1.0))
-    assert [g.name for g in groups] == ["bert.embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1",
-                                        "bert.encoder.layer.2", "bert.pooler.dense", "head"]
-    assert [g.mult for g in groups] == pytest.approx([0.5 ** 5, 0.5 ** 4, 0.5 ** 3, 0.5 ** 2, 0.5, 1.0])
+    assert [g.name for g in groups] == [
+        "bert.embeddings",
+        "bert.encoder.layer.0",
+        "bert.encoder.layer.1",
+        "bert.encoder.layer.2",
+        "bert.pooler.dense",
+        "head",
+    ]
+    assert [g.mult for g in groups] == pytest.approx([0.5**5, 0.5**4, 0.5**3, 0.5**2, 0.5, 1.0])
     g = by_name(groups)
     assert names_of(g["head"]) == {"classifier.weight", "classifier.bias"}
     assert all(n.startswith("bert.encoder.layer.1.") for n in names_of(g["bert.encoder.layer.1"]))
@@ -461,7 +498,7 @@ def test_bert_layer_decay_trains_with_the_optimizer() -> None:
     groups = build_groups(m, groups_cfg("layer_decay", decay=0.5))
     opt = build_optimizer(optimizer_cfg("adamw", lr=1e-3), groups)
     lrs = {pg["name"]: pg["lr"] for pg in opt.param_groups}
-    assert lrs["bert.embeddings"] == pytest.approx(1e-3 * 0.5 ** 4) and lrs["head"] == pytest.approx(1e-3)
+    assert lrs["bert.embeddings"] == pytest.approx(1e-3 * 0.5**4) and lrs["head"] == pytest.approx(1e-3)
     out = m(input_ids=torch.randint(0, 40, (2, 5)), labels=torch.tensor([0, 2]))
     out.loss.backward()
     before = m.classifier.weight.detach().clone()
@@ -478,13 +515,17 @@ def test_decay_norm_bias_comes_from_the_groups_config() -> None:
 
 # --------------------------------------------------------------------------- optimizer checks
 
-@pytest.mark.parametrize("name, key, value, words", [
-    ("sgd", "momentum", 1.5, "[0, 1)"),
-    ("adam", "betas", [0.9], "two numbers"),
-    ("adamw", "eps", 0, "> 0"),
-    ("sgd", "eps", 1e-8, "momentum, dampening"),  # not a setting of SGD: the allowed ones are listed
-    ("sgd", "lr", "fast", "> 0"),
-])
+
+@pytest.mark.parametrize(
+    "name, key, value, words",
+    [
+        ("sgd", "momentum", 1.5, "[0, 1)"),
+        ("adam", "betas", [0.9], "two numbers"),
+        ("adamw", "eps", 0, "> 0"),
+        ("sgd", "eps", 1e-8, "momentum, dampening"),  # not a setting of SGD: the allowed ones are listed
+        ("sgd", "lr", "fast", "> 0"),
+    ],
+)
 def test_optimizer_checks_name_the_key(name: str, key: str, value: Any, words: str) -> None:
     from sweep.lr.optimizer import validate
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import REPO
 from omegaconf import OmegaConf
 from torch import nn
 from torch.optim import lr_scheduler as torch_sched
@@ -19,7 +20,6 @@ from torch.optim import lr_scheduler as torch_sched
 import sweep
 from sweep.errors import ConfigError
 from sweep.lr.schedule import Schedule
-from conftest import REPO
 
 CONF = REPO / "conf"
 SPE, EPOCHS = 4, 6
@@ -38,8 +38,9 @@ class Net(nn.Module):
 
 
 def schedule_cfg(name: str, **overrides: Any) -> dict[str, Any]:
-    cfg = OmegaConf.merge(OmegaConf.load(CONF / "schedule" / "_base.yaml"),
-                          OmegaConf.load(CONF / "schedule" / f"{name}.yaml"))
+    cfg = OmegaConf.merge(
+        OmegaConf.load(CONF / "schedule" / "_base.yaml"), OmegaConf.load(CONF / "schedule" / f"{name}.yaml")
+    )
     out = OmegaConf.to_container(cfg, resolve=True)
     out.pop("defaults", None)
     return {**out, **overrides}
@@ -48,14 +49,16 @@ def schedule_cfg(name: str, **overrides: Any) -> dict[str, Any]:
 def setup(schedule: dict[str, Any], freeze_epochs: int = 0, seed: int = 0):
     torch.manual_seed(seed)
     model = Net()
-    groups = sweep.build_groups(model, {"name": "backbone_head", "head_lr_mult": HEAD_MULT,
-                                        "freeze_epochs": freeze_epochs})
+    groups = sweep.build_groups(
+        model, {"name": "backbone_head", "head_lr_mult": HEAD_MULT, "freeze_epochs": freeze_epochs}
+    )
     optimizer = sweep.build_optimizer({"name": "sgd", "lr": BASE_LR, "momentum": 0.9}, groups)
     return model, optimizer, sweep.build_scheduler(optimizer, schedule, SPE, EPOCHS)
 
 
-def lrs_per_update(optimizer, scheduler, updates: int, metrics: dict[int, float] | None = None,
-                   model: nn.Module | None = None) -> list[list[float]]:
+def lrs_per_update(
+    optimizer, scheduler, updates: int, metrics: dict[int, float] | None = None, model: nn.Module | None = None
+) -> list[list[float]]:
     """Each update's LR per param group, read before the update, as a loop would use them."""
     out = []
     for t in range(updates):
@@ -91,12 +94,20 @@ def test_scheduler_follows_sweep_schedules_value_for_value(name: str, warmup: in
         assert len({row[0] for row in got}) > 1  # the curve moves: not a vacuous comparison
 
 
-@pytest.mark.parametrize("name, make, per_update", [
-    ("step", lambda o: torch_sched.StepLR(o, step_size=2, gamma=0.5), False),
-    ("cosine", lambda o: torch_sched.CosineAnnealingLR(o, T_max=TOTAL), True),
-    ("onecycle", lambda o: torch_sched.OneCycleLR(o, max_lr=[BASE_LR, BASE_LR * HEAD_MULT], total_steps=TOTAL,
-                                                 cycle_momentum=False), True),
-])
+@pytest.mark.parametrize(
+    "name, make, per_update",
+    [
+        ("step", lambda o: torch_sched.StepLR(o, step_size=2, gamma=0.5), False),
+        ("cosine", lambda o: torch_sched.CosineAnnealingLR(o, T_max=TOTAL), True),
+        (
+            "onecycle",
+            lambda o: torch_sched.OneCycleLR(
+                o, max_lr=[BASE_LR, BASE_LR * HEAD_MULT], total_steps=TOTAL, cycle_momentum=False
+            ),
+            True,
+        ),
+    ],
+)
 def test_scheduler_matches_torchs_own(name: str, make, per_update: bool) -> None:
     spec = schedule_cfg(name, **({"step_size": 2, "gamma": 0.5} if name == "step" else {}))
     torch.manual_seed(0)
@@ -105,8 +116,9 @@ def test_scheduler_matches_torchs_own(name: str, make, per_update: bool) -> None
     optimizer = sweep.build_optimizer({"name": "sgd", "lr": BASE_LR}, groups, decay_norm_bias=True)
     ours = lrs_per_update(optimizer, sweep.build_scheduler(optimizer, spec, SPE, EPOCHS), TOTAL)
     params = [nn.Parameter(torch.zeros(1)) for _ in range(2)]
-    ref_opt = torch.optim.SGD([{"params": [params[0]], "lr": BASE_LR},
-                               {"params": [params[1]], "lr": BASE_LR * HEAD_MULT}])
+    ref_opt = torch.optim.SGD(
+        [{"params": [params[0]], "lr": BASE_LR}, {"params": [params[1]], "lr": BASE_LR * HEAD_MULT}]
+    )
     ref = make(ref_opt)
     want = []
     with warnings.catch_warnings():
@@ -181,11 +193,14 @@ def _through_bytes(state: dict) -> dict:
     return torch.load(buffer, weights_only=True)  # plain data: loads without unpickling code
 
 
-@pytest.mark.parametrize("name, metrics", [
-    ("onecycle", None),
-    ("step", None),
-    ("plateau", {0: 1.0, 1: 1.0, 2: 1.0, 3: 0.5, 4: 0.6, 5: 0.7}),
-])
+@pytest.mark.parametrize(
+    "name, metrics",
+    [
+        ("onecycle", None),
+        ("step", None),
+        ("plateau", {0: 1.0, 1: 1.0, 2: 1.0, 3: 0.5, 4: 0.6, 5: 0.7}),
+    ],
+)
 @pytest.mark.parametrize("stop_at", [5, 13])
 def test_state_dict_resumes_the_same_curve(name: str, metrics: dict | None, stop_at: int) -> None:
     spec = schedule_cfg(name, **({"patience": 1} if name == "plateau" else {}))
@@ -225,12 +240,14 @@ def test_scheduler_state_alone_restores_the_lrs() -> None:
 
 
 def test_builders_take_dictconfig_nodes() -> None:
-    cfg = OmegaConf.create({
-        "optimizer": OmegaConf.load(CONF / "optimizer" / "adamw.yaml"),
-        "groups": OmegaConf.load(CONF / "groups" / "backbone_head.yaml"),
-        "schedule": {"name": "step", "step_size": "${trainer.epochs}", "gamma": 0.5, "warmup_epochs": 0},
-        "trainer": {"epochs": 3},
-    })
+    cfg = OmegaConf.create(
+        {
+            "optimizer": OmegaConf.load(CONF / "optimizer" / "adamw.yaml"),
+            "groups": OmegaConf.load(CONF / "groups" / "backbone_head.yaml"),
+            "schedule": {"name": "step", "step_size": "${trainer.epochs}", "gamma": 0.5, "warmup_epochs": 0},
+            "trainer": {"epochs": 3},
+        }
+    )
     model = Net()
     groups = sweep.build_groups(model, cfg.groups)
     optimizer = sweep.build_optimizer(cfg.optimizer, groups)
@@ -270,8 +287,15 @@ def test_scheduler_drives_a_transformers_trainer(tmp_path: Path) -> None:
     """The scheduler given to a transformers Trainer: stepped once per update, saved in its checkpoint."""
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("accelerate")
-    config = transformers.BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=16, max_position_embeddings=8, num_labels=2)
+    config = transformers.BertConfig(
+        vocab_size=30,
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=8,
+        num_labels=2,
+    )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(config)
     data = [{"input_ids": torch.randint(0, 30, (6,)), "labels": torch.tensor(i % 2)} for i in range(32)]
@@ -285,11 +309,19 @@ def test_scheduler_drives_a_transformers_trainer(tmp_path: Path) -> None:
         def on_step_begin(self, args, state, control, **kw):
             seen.append(optimizer.param_groups[-1]["lr"])
 
-    args = transformers.TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8,
-                                          num_train_epochs=2, save_strategy="epoch", report_to=[],
-                                          use_cpu=True, logging_strategy="no", disable_tqdm=True)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=data, optimizers=(optimizer, scheduler),
-                                   callbacks=[Record()])
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        num_train_epochs=2,
+        save_strategy="epoch",
+        report_to=[],
+        use_cpu=True,
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=data, optimizers=(optimizer, scheduler), callbacks=[Record()]
+    )
     trainer.train()
     reference = Schedule({"name": "cosine", "warmup_epochs": 1}, 1e-3, steps_per_epoch, 2)
     assert seen == pytest.approx([1e-3 * reference.factor(t) for t in range(2 * steps_per_epoch)])

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 import torch
+from conftest import REPO
 from omegaconf import OmegaConf
 from torch.optim import lr_scheduler as sched
 
 from sweep.errors import ConfigError
 from sweep.lr.schedule import Schedule, validate
-from conftest import REPO
 
 CONF = REPO / "conf" / "schedule"
 
@@ -41,8 +41,14 @@ def spec(name: str, **overrides: Any) -> dict[str, Any]:
     return out
 
 
-def torch_lrs(make: Callable[[torch.optim.Optimizer], Any], peaks: Sequence[float], per: str,
-              total: int = TOTAL, spe: int = SPE, metrics: Sequence[float] | None = None) -> list[list[float]]:
+def torch_lrs(
+    make: Callable[[torch.optim.Optimizer], Any],
+    peaks: Sequence[float],
+    per: str,
+    total: int = TOTAL,
+    spe: int = SPE,
+    metrics: Sequence[float] | None = None,
+) -> list[list[float]]:
     """Per group, the LR torch's scheduler gives each update of a `total`-update run."""
     params = [torch.nn.Parameter(torch.zeros(1)) for _ in peaks]
     opt = torch.optim.SGD([{"params": [p], "lr": pk} for p, pk in zip(params, peaks)], lr=peaks[0])
@@ -53,8 +59,15 @@ def torch_lrs(make: Callable[[torch.optim.Optimizer], Any], peaks: Sequence[floa
         return _run(make(opt), opt, peaks, per, total, spe, metrics)
 
 
-def _run(s: Any, opt: torch.optim.Optimizer, peaks: Sequence[float], per: str, total: int, spe: int,
-         metrics: Sequence[float] | None) -> list[list[float]]:
+def _run(
+    s: Any,
+    opt: torch.optim.Optimizer,
+    peaks: Sequence[float],
+    per: str,
+    total: int,
+    spe: int,
+    metrics: Sequence[float] | None,
+) -> list[list[float]]:
     out: list[list[float]] = [[] for _ in peaks]
     for t in range(total):
         for i, pg in enumerate(opt.param_groups):
@@ -90,10 +103,14 @@ def assert_varies(values: Sequence[float]) -> None:
 
 EPOCH_CASES = {
     "step": (spec("step", step_size=2, gamma=0.5), lambda o: sched.StepLR(o, step_size=2, gamma=0.5)),
-    "multistep": (spec("multistep", milestones=[2, 5], gamma=0.3),
-                  lambda o: sched.MultiStepLR(o, milestones=[2, 5], gamma=0.3)),
-    "multistep_from_0": (spec("multistep", milestones=[0, 3], gamma=0.5),
-                         lambda o: sched.MultiStepLR(o, milestones=[0, 3], gamma=0.5)),
+    "multistep": (
+        spec("multistep", milestones=[2, 5], gamma=0.3),
+        lambda o: sched.MultiStepLR(o, milestones=[2, 5], gamma=0.3),
+    ),
+    "multistep_from_0": (
+        spec("multistep", milestones=[0, 3], gamma=0.5),
+        lambda o: sched.MultiStepLR(o, milestones=[0, 3], gamma=0.5),
+    ),
     "exponential": (spec("exponential", gamma=0.8), lambda o: sched.ExponentialLR(o, gamma=0.8)),
     "constant": (spec("constant"), lambda o: sched.ConstantLR(o, factor=1.0, total_iters=0)),
 }
@@ -122,14 +139,16 @@ def test_multistep_milestone_at_0_is_applied_from_the_first_update() -> None:
 
 # --------------------------------------------------------------------------- update rules
 
+
 @pytest.mark.parametrize("floor", [0.0, 0.1])
 def test_cosine_matches_torch(floor: float) -> None:
     s = Schedule(spec("cosine", floor=floor), BASE_LR, SPE, EPOCHS)
     for peak in PEAKS:
         # torch's eta_min is one absolute LR per scheduler; our floor is a fraction of each
         # group's own peak, so the reference is one optimizer per group with eta_min = floor*peak.
-        (want,) = torch_lrs(lambda o: sched.CosineAnnealingLR(o, T_max=TOTAL, eta_min=floor * peak),
-                            [peak], per="update")
+        (want,) = torch_lrs(
+            lambda o, peak=peak: sched.CosineAnnealingLR(o, T_max=TOTAL, eta_min=floor * peak), [peak], per="update"
+        )
         assert_varies(want)
         assert_same(ours(s, peak), want)
     assert s.factor(TOTAL) == pytest.approx(floor, abs=1e-15)
@@ -138,8 +157,9 @@ def test_cosine_matches_torch(floor: float) -> None:
 @pytest.mark.parametrize("floor", [0.0, 0.25])
 def test_linear_matches_torch(floor: float) -> None:
     s = Schedule(spec("linear", floor=floor), BASE_LR, SPE, EPOCHS)
-    want = torch_lrs(lambda o: sched.LinearLR(o, start_factor=1.0, end_factor=floor, total_iters=TOTAL),
-                     PEAKS, per="update")
+    want = torch_lrs(
+        lambda o: sched.LinearLR(o, start_factor=1.0, end_factor=floor, total_iters=TOTAL), PEAKS, per="update"
+    )
     for g, peak in enumerate(PEAKS):
         assert_varies(want[g])
         assert_same(ours(s, peak), want[g])
@@ -165,14 +185,25 @@ def test_poly_floor_formula() -> None:
 @pytest.mark.parametrize("three_phase", [False, True])
 @pytest.mark.parametrize("pct_start", [0.3, 0.25])
 def test_onecycle_matches_torch(anneal: str, three_phase: bool, pct_start: float) -> None:
-    cfg = spec("onecycle", pct_start=pct_start, div_factor=20.0, final_div_factor=50.0,
-               anneal=anneal, three_phase=three_phase)
+    cfg = spec(
+        "onecycle", pct_start=pct_start, div_factor=20.0, final_div_factor=50.0, anneal=anneal, three_phase=three_phase
+    )
     s = Schedule(cfg, BASE_LR, SPE, EPOCHS)
     want = torch_lrs(
-        lambda o: sched.OneCycleLR(o, max_lr=PEAKS, total_steps=TOTAL, pct_start=pct_start,
-                                   div_factor=20.0, final_div_factor=50.0, anneal_strategy=anneal,
-                                   three_phase=three_phase, cycle_momentum=False),
-        PEAKS, per="update")
+        lambda o: sched.OneCycleLR(
+            o,
+            max_lr=PEAKS,
+            total_steps=TOTAL,
+            pct_start=pct_start,
+            div_factor=20.0,
+            final_div_factor=50.0,
+            anneal_strategy=anneal,
+            three_phase=three_phase,
+            cycle_momentum=False,
+        ),
+        PEAKS,
+        per="update",
+    )
     for g, peak in enumerate(PEAKS):
         assert_same(ours(s, peak), want[g])
         assert max(want[g]) > 0.9 * peak  # it really rises to (about) the peak
@@ -189,14 +220,33 @@ def test_plateau_matches_torch(mode: str, threshold_mode: str, sign: float) -> N
     epochs = len(PLATEAU_METRICS) + 1
     metrics = [sign * m for m in PLATEAU_METRICS]
     floor = 0.2
-    cfg = spec("plateau", mode=mode, factor=0.5, patience=1, threshold=0.01,
-               threshold_mode=threshold_mode, cooldown=1, floor=floor)
+    cfg = spec(
+        "plateau",
+        mode=mode,
+        factor=0.5,
+        patience=1,
+        threshold=0.01,
+        threshold_mode=threshold_mode,
+        cooldown=1,
+        floor=floor,
+    )
     s = Schedule(cfg, BASE_LR, SPE, epochs)
     want = torch_lrs(
-        lambda o: sched.ReduceLROnPlateau(o, mode=mode, factor=0.5, patience=1, threshold=0.01,
-                                          threshold_mode=threshold_mode, cooldown=1,
-                                          min_lr=[floor * p for p in PEAKS]),
-        PEAKS, per="epoch", total=SPE * epochs, metrics=metrics)
+        lambda o: sched.ReduceLROnPlateau(
+            o,
+            mode=mode,
+            factor=0.5,
+            patience=1,
+            threshold=0.01,
+            threshold_mode=threshold_mode,
+            cooldown=1,
+            min_lr=[floor * p for p in PEAKS],
+        ),
+        PEAKS,
+        per="epoch",
+        total=SPE * epochs,
+        metrics=metrics,
+    )
     got: list[list[float]] = [[] for _ in PEAKS]
     for t in range(SPE * epochs):
         for g, peak in enumerate(PEAKS):
@@ -221,9 +271,11 @@ def test_plateau_ignores_metric_for_other_rules() -> None:
 
 # --------------------------------------------------------------------------- warmup
 
+
 def _warmup_then(main: Callable[[torch.optim.Optimizer], Any], w: int, start: float):
     return lambda o: sched.SequentialLR(
-        o, [sched.LinearLR(o, start_factor=start, end_factor=1.0, total_iters=w), main(o)], milestones=[w])
+        o, [sched.LinearLR(o, start_factor=start, end_factor=1.0, total_iters=w), main(o)], milestones=[w]
+    )
 
 
 @pytest.mark.parametrize("floor", [0.0, 0.1])
@@ -232,8 +284,12 @@ def test_warmup_then_cosine_matches_sequential_lr(floor: float) -> None:
     s = Schedule(spec("cosine", floor=floor, warmup_epochs=2, warmup_start=0.1), BASE_LR, SPE, EPOCHS)
     for peak in PEAKS:
         (want,) = torch_lrs(
-            _warmup_then(lambda o: sched.CosineAnnealingLR(o, T_max=TOTAL - w, eta_min=floor * peak), w, 0.1),
-            [peak], per="update")
+            _warmup_then(
+                lambda o, peak=peak: sched.CosineAnnealingLR(o, T_max=TOTAL - w, eta_min=floor * peak), w, 0.1
+            ),
+            [peak],
+            per="update",
+        )
         assert want[0] == pytest.approx(0.1 * peak)
         assert want[w] == pytest.approx(peak)
         assert_same(ours(s, peak), want)
@@ -244,13 +300,15 @@ def test_warmup_then_step_matches_sequential_lr() -> None:
     # step_size in updates, behind SequentialLR, is the same thing
     w = 2 * SPE
     s = Schedule(spec("step", step_size=2, gamma=0.5, warmup_epochs=2, warmup_start=0.25), BASE_LR, SPE, EPOCHS)
-    want = torch_lrs(_warmup_then(lambda o: sched.StepLR(o, step_size=2 * SPE, gamma=0.5), w, 0.25),
-                     PEAKS, per="update")
+    want = torch_lrs(
+        _warmup_then(lambda o: sched.StepLR(o, step_size=2 * SPE, gamma=0.5), w, 0.25), PEAKS, per="update"
+    )
     for g, peak in enumerate(PEAKS):
         assert_same(ours(s, peak), want[g])
 
 
 # --------------------------------------------------------------------------- manual rules
+
 
 @pytest.mark.parametrize("k,gamma", [(1, 0.9), (2, 0.5), (3, 0.1)])
 def test_step_formula(k: int, gamma: float) -> None:
@@ -311,8 +369,12 @@ def test_unfrozen_group_is_zero_before_start_and_warms_up_from_start() -> None:
     s = Schedule(spec("cosine", floor=0.0, warmup_epochs=1, warmup_start=0.2), BASE_LR, SPE, EPOCHS)
     for peak in PEAKS:
         # its own run: warmup from `start`, then cosine over the rest (TOTAL - start - w)
-        (want,) = torch_lrs(_warmup_then(lambda o: sched.CosineAnnealingLR(o, T_max=TOTAL - start - w), w, 0.2),
-                            [peak], per="update", total=TOTAL - start)
+        (want,) = torch_lrs(
+            _warmup_then(lambda o: sched.CosineAnnealingLR(o, T_max=TOTAL - start - w), w, 0.2),
+            [peak],
+            per="update",
+            total=TOTAL - start,
+        )
         got = ours(s, peak, start=start)
         assert got[:start] == [0.0] * start
         assert got[start] == pytest.approx(0.2 * peak)
@@ -337,10 +399,17 @@ def test_factor_is_a_pure_function_of_t(name: str) -> None:
     again = [s.factor(t) for t in range(TOTAL + 5)]
     assert forward == backward == again
     fresh = Schedule(ALL_SPECS[name], BASE_LR, SPE, EPOCHS)
-    assert [fresh.factor(t) for t in (17, 3, 30, 0, 17)] == [forward[17], forward[3], forward[30], forward[0], forward[17]]
+    assert [fresh.factor(t) for t in (17, 3, 30, 0, 17)] == [
+        forward[17],
+        forward[3],
+        forward[30],
+        forward[0],
+        forward[17],
+    ]
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def _raises(cfg: dict[str, Any], key: str, value: Any, base_lr: float = BASE_LR, epochs: int = EPOCHS) -> None:
     with pytest.raises(ConfigError) as info:
@@ -406,23 +475,27 @@ def test_warmup_not_shorter_than_the_run(warmup: float) -> None:
 
 # --------------------------------------------------------------------------- malformed values
 
-@pytest.mark.parametrize("name, key, value", [
-    ("piecewise", "pieces", [5, 0.1]),            # flat instead of [[5, 0.1]]
-    ("piecewise", "pieces", [[5, 0.1, 3]]),
-    ("piecewise", "pieces", [["5", 0.1]]),
-    ("piecewise", "pieces", "5,0.1"),
-    ("multistep", "milestones", 5),
-    ("multistep", "milestones", [[2, 5]]),
-    ("multistep", "milestones", ["2"]),
-    ("step", "step_size", "10"),
-    ("step", "gamma", "0.1"),
-    ("poly", "power", "2"),
-    ("onecycle", "pct_start", None),
-    ("onecycle", "div_factor", [25]),
-    ("plateau", "patience", 1.5),
-    ("plateau", "factor", "0.1"),
-    ("cosine", "floor", [0.1]),
-])
+
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("piecewise", "pieces", [5, 0.1]),  # flat instead of [[5, 0.1]]
+        ("piecewise", "pieces", [[5, 0.1, 3]]),
+        ("piecewise", "pieces", [["5", 0.1]]),
+        ("piecewise", "pieces", "5,0.1"),
+        ("multistep", "milestones", 5),
+        ("multistep", "milestones", [[2, 5]]),
+        ("multistep", "milestones", ["2"]),
+        ("step", "step_size", "10"),
+        ("step", "gamma", "0.1"),
+        ("poly", "power", "2"),
+        ("onecycle", "pct_start", None),
+        ("onecycle", "div_factor", [25]),
+        ("plateau", "patience", 1.5),
+        ("plateau", "factor", "0.1"),
+        ("cosine", "floor", [0.1]),
+    ],
+)
 def test_malformed_values_are_one_line_config_errors(name: str, key: str, value: Any) -> None:
     """Wrong shapes and types are ConfigErrors naming the key, never a TypeError from inside a check."""
     _raises(spec(name, **{key: value}), f"schedule.{key}", value)

@@ -13,21 +13,30 @@ from omegaconf import OmegaConf
 from sweep.errors import ConfigError, app_name
 from sweep.search import declaration
 
-TEMPLATE = {"lr": "model.optimizer.lr", "head_lr_mult": None, "epochs": "trainer.max_epochs",
-            "groups": "model.groups", "schedule": "model.schedule", "optimizer": None}
+TEMPLATE = {
+    "lr": "model.optimizer.lr",
+    "head_lr_mult": None,
+    "epochs": "trainer.max_epochs",
+    "groups": "model.groups",
+    "schedule": "model.schedule",
+    "optimizer": None,
+}
 
 
-@pytest.mark.parametrize("key, expected", [
-    ("optimizer.lr", "model.optimizer.lr"),          # a role: the declared key
-    ("+optimizer.lr", "+model.optimizer.lr"),        # its + / ~ prefix kept
-    ("~trainer.epochs", "~trainer.max_epochs"),
-    ("groups.head_lr_mult", None),                   # declared null: this app has none, left out
-    ("groups.decay", "model.groups.decay"),          # no `decay` role declared: under the declared groups node
-    ("schedule.warmup_epochs", "model.schedule.warmup_epochs"),
-    ("schedule", "model/schedule"),                  # a group choice: the group where the app composes it
-    ("optimizer.weight_decay", None),                # optimizer: null, so its keys are left out
-    ("data.batch_size", "data.batch_size"),          # not lr-sweep's: as is
-])
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("optimizer.lr", "model.optimizer.lr"),  # a role: the declared key
+        ("+optimizer.lr", "+model.optimizer.lr"),  # its + / ~ prefix kept
+        ("~trainer.epochs", "~trainer.max_epochs"),
+        ("groups.head_lr_mult", None),  # declared null: this app has none, left out
+        ("groups.decay", "model.groups.decay"),  # no `decay` role declared: under the declared groups node
+        ("schedule.warmup_epochs", "model.schedule.warmup_epochs"),
+        ("schedule", "model/schedule"),  # a group choice: the group where the app composes it
+        ("optimizer.weight_decay", None),  # optimizer: null, so its keys are left out
+        ("data.batch_size", "data.batch_size"),  # not lr-sweep's: as is
+    ],
+)
 def test_app_key_maps_train_py_keys_onto_the_apps(key, expected):
     assert declaration.app_key(key, TEMPLATE) == expected
 
@@ -39,10 +48,15 @@ def test_a_role_left_out_keeps_train_py_key():
 
 
 def test_mapped_flattens_and_drops_what_the_app_lacks():
-    params = {"optimizer": {"lr": "interval(1e-4, 1)"}, "groups": {"head_lr_mult": "interval(1, 9)"},
-              "model.net": {"_target_": "m.Net"}}  # a `_target_` node is one value, not flattened
-    assert declaration.mapped(params, TEMPLATE) == {"model.optimizer.lr": "interval(1e-4, 1)",
-                                                    "model.net": {"_target_": "m.Net"}}
+    params = {
+        "optimizer": {"lr": "interval(1e-4, 1)"},
+        "groups": {"head_lr_mult": "interval(1, 9)"},
+        "model.net": {"_target_": "m.Net"},
+    }  # a `_target_` node is one value, not flattened
+    assert declaration.mapped(params, TEMPLATE) == {
+        "model.optimizer.lr": "interval(1e-4, 1)",
+        "model.net": {"_target_": "m.Net"},
+    }
 
 
 def test_declared_reads_the_node_resolved_and_nothing_without_one():
@@ -65,11 +79,19 @@ def test_a_fixed_value_the_app_lacks_is_one_line_naming_the_role_and_the_app():
 
 
 def test_check_view_shows_lr_sweeps_parts_as_train_py_names_them():
-    cfg = OmegaConf.create({"model": {"groups": {"name": "single"}, "schedule": {"name": "cosine"}},
-                            "trainer": {"max_epochs": 4}, "groups": {"name": "not this one"}})
+    cfg = OmegaConf.create(
+        {
+            "model": {"groups": {"name": "single"}, "schedule": {"name": "cosine"}},
+            "trainer": {"max_epochs": 4},
+            "groups": {"name": "not this one"},
+        }
+    )
     view = declaration.check_view(cfg, TEMPLATE)
-    assert OmegaConf.to_container(view) == {"groups": {"name": "single"}, "schedule": {"name": "cosine"},
-                                            "trainer": {"epochs": 4}}
+    assert OmegaConf.to_container(view) == {
+        "groups": {"name": "single"},
+        "schedule": {"name": "cosine"},
+        "trainer": {"epochs": 4},
+    }
     plain = declaration.check_view(cfg, {})  # no declaration: train.py's own nodes
     assert plain.groups.name == "not this one" and "trainer" not in plain  # no trainer.epochs in this config
 

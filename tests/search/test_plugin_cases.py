@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweep.search.space import parse_space
-from conftest import REPO
 
 SPHERE = REPO / "tests" / "apps" / "sphere.py"
 
@@ -60,12 +60,15 @@ def test_grammar_table(override, plugin, ours):
         assert values(actual) == values(plugin) - {plugin.high}
 
 
-@pytest.mark.parametrize("overrides, space, fixed", [
-    (["key=choice(1,2)"], {"key": {1, 2}}, []),
-    (["key=5"], {}, ["key=5"]),
-    (["key1=choice(1,2)", "key2=5"], {"key1": {1, 2}}, ["key2=5"]),
-    (["key1=choice(1,2)", "key2=5", "key3=range(1,3)"], {"key1": {1, 2}, "key3": {1, 2}}, ["key2=5"]),
-])
+@pytest.mark.parametrize(
+    "overrides, space, fixed",
+    [
+        (["key=choice(1,2)"], {"key": {1, 2}}, []),
+        (["key=5"], {}, ["key=5"]),
+        (["key1=choice(1,2)", "key2=5"], {"key1": {1, 2}}, ["key2=5"]),
+        (["key1=choice(1,2)", "key2=5", "key3=range(1,3)"], {"key1": {1, 2}, "key3": {1, 2}}, ["key2=5"]),
+    ],
+)
 def test_params_from_overrides(overrides, space, fixed):
     actual, actual_fixed = parse_space({}, overrides)
     assert {k: values(d) for k, d in actual.items()} == space
@@ -73,8 +76,13 @@ def test_params_from_overrides(overrides, space, fixed):
 
 
 def run_sphere(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SPHERE), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SPHERE), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def results(tmp_path: Path) -> dict:
@@ -105,8 +113,14 @@ def test_sphere_example_with_tpe_reaches_the_plugins_threshold(tmp_path, with_co
 @pytest.mark.slow
 @pytest.mark.parametrize("n_trials", [12, 1])
 def test_grid_sampler_ends_cleanly_when_the_grid_is_done(tmp_path, n_trials):
-    proc = run_sphere(tmp_path, "hydra.sweeper.sampler=grid", f"hydra.sweeper.n_trials={n_trials}",
-                      "x=choice(-1,1)", "y=choice(-1,0)", "+z=choice(foo,bar)")
+    proc = run_sphere(
+        tmp_path,
+        "hydra.sweeper.sampler=grid",
+        f"hydra.sweeper.n_trials={n_trials}",
+        "x=choice(-1,1)",
+        "y=choice(-1,0)",
+        "+z=choice(foo,bar)",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     best = results(tmp_path)["best"]
@@ -122,8 +136,13 @@ def test_grid_sampler_ends_cleanly_when_the_grid_is_done(tmp_path, n_trials):
 
 @pytest.mark.slow
 def test_failing_trials_are_recorded_and_the_sweep_stops_without_a_traceback(tmp_path):
-    proc = run_sphere(tmp_path, "hydra.sweeper.sampler=random", "hydra.sweeper.seed=123", "error=true",
-                      "hydra.sweeper.max_consecutive_failures=3")
+    proc = run_sphere(
+        tmp_path,
+        "hydra.sweeper.sampler=random",
+        "hydra.sweeper.seed=123",
+        "error=true",
+        "hydra.sweeper.max_consecutive_failures=3",
+    )
     rows = trials(tmp_path)
     assert len(rows) == 3 and all(r["state"] == "FAIL" for r in rows)
     assert all(r["failure_reason"] == "RuntimeError: cfg.error is True" for r in rows)

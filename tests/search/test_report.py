@@ -14,10 +14,10 @@ import time
 
 import optuna
 import pytest
+from conftest import FAST, REPO, run_train
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from conftest import FAST, REPO, run_train
 from sweep.search import report_analysis as an
 from sweep.search import report_checks as checks
 from sweep.search.report import build
@@ -28,24 +28,32 @@ MULT = FloatDistribution(1.0, 100.0, log=True)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def add(study, lr, value=None, state=TrialState.COMPLETE, mult=10.0, reason="", curve=None, key="optimizer.lr",
-        extra=None):
+def add(
+    study, lr, value=None, state=TrialState.COMPLETE, mult=10.0, reason="", curve=None, key="optimizer.lr", extra=None
+):
     params, dists = {key: lr, "groups.head_lr_mult": mult}, {key: LR, "groups.head_lr_mult": MULT}
     for k, (v, d) in (extra or {}).items():
         params[k], dists[k] = v, d
     attrs = {"fail_reason": reason} if reason else {}
     curve = curve if curve is not None else ([0.5, value] if value is not None else [])
-    study.add_trial(create_trial(params=params, distributions=dists, value=value if state == TrialState.COMPLETE
-                                 else None, state=state, user_attrs=attrs,
-                                 intermediate_values=dict(enumerate(curve))))
+    study.add_trial(
+        create_trial(
+            params=params,
+            distributions=dists,
+            value=value if state == TrialState.COMPLETE else None,
+            state=state,
+            user_attrs=attrs,
+            intermediate_values=dict(enumerate(curve)),
+        )
+    )
 
 
 def lr_study(**kw) -> optuna.Study:
     """Accuracy peaked at LR 0.03, diverging from 0.3 up; trial 0 the one-LR baseline."""
     study = optuna.create_study(direction="maximize")
-    add(study, 0.02, 0.90, mult=1.0)                                        # 0: one LR
+    add(study, 0.02, 0.90, mult=1.0)  # 0: one LR
     for lr, v in [(0.03, 0.95), (0.01, 0.93), (0.003, 0.80), (0.1, 0.94), (0.2, 0.70)]:
-        add(study, lr, v, **kw)                                             # 1-5
+        add(study, lr, v, **kw)  # 1-5
     add(study, 0.35, state=TrialState.FAIL, reason="diverged at epoch 1/3, update 5/7: loss=nan")  # 6
     add(study, 0.45, state=TrialState.FAIL, reason="diverged at epoch 2/3, update 1/7: loss=nan")  # 7
     return study
@@ -60,8 +68,10 @@ def test_the_lr_key_is_whichever_searched_key_is_the_lr():
     assert an.lr_key(["x.lr", "optimizer.lr"]) == "optimizer.lr"
     assert an.lr_key(["lr", "momentum"]) == "lr"
     assert an.lr_key(["x", "y"]) is None
-    assert an.multiplier_keys(["optimizer.lr", "groups.head_lr_mult", "groups.decay", "optimizer.weight_decay"]) \
-        == ["groups.head_lr_mult", "groups.decay"]
+    assert an.multiplier_keys(["optimizer.lr", "groups.head_lr_mult", "groups.decay", "optimizer.weight_decay"]) == [
+        "groups.head_lr_mult",
+        "groups.decay",
+    ]
 
 
 def test_noise_ties_and_the_band_of_base_lrs():
@@ -103,10 +113,15 @@ def test_the_divergence_boundary_and_headroom():
 
 def test_a_diverged_trial_held_as_pruned_is_a_failure_of_its_setting():
     study = lr_study()
-    study.add_trial(create_trial(params={"optimizer.lr": 0.3, "groups.head_lr_mult": 10.0},
-                                 distributions={"optimizer.lr": LR, "groups.head_lr_mult": MULT},
-                                 state=TrialState.PRUNED, intermediate_values={0: 0.4},
-                                 user_attrs={"diverged": True, "fail_reason": "diverged at epoch 2/3: val/loss=inf"}))
+    study.add_trial(
+        create_trial(
+            params={"optimizer.lr": 0.3, "groups.head_lr_mult": 10.0},
+            distributions={"optimizer.lr": LR, "groups.head_lr_mult": MULT},
+            state=TrialState.PRUNED,
+            intermediate_values={0: 0.4},
+            user_attrs={"diverged": True, "fail_reason": "diverged at epoch 2/3: val/loss=inf"},
+        )
+    )
     pts = points(study)
     assert pts[8].state == "FAIL" and pts[8].diverged and pts[8].value is None
     best = an.ranked(pts, True)[0]
@@ -119,8 +134,11 @@ def test_the_study_names_its_lr_key_and_its_changed_settings():
 
     study = optuna.create_study(direction="maximize")
     for i, lr in enumerate([0.01, 0.02]):
-        study.add_trial(create_trial(params={"net.base_lr": lr, "x.lr": 0.1}, value=0.5 + i,
-                                     distributions={"net.base_lr": LR, "x.lr": LR}))
+        study.add_trial(
+            create_trial(
+                params={"net.base_lr": lr, "x.lr": 0.1}, value=0.5 + i, distributions={"net.base_lr": LR, "x.lr": LR}
+            )
+        )
     assert an.study_lr_key({"lr_key": "net.base_lr"}, study.trials) == "net.base_lr"
     assert an.study_lr_key({}, study.trials) == "x.lr"
     attrs = {"settings_changes": [{"from_trial": 4, "changes": {"trainer.epochs": [4, 2]}}]}
@@ -135,8 +153,15 @@ def test_a_best_on_the_edge_of_its_range_warns_with_the_command_that_widens_it()
     add(study, 0.00105, 0.99)  # 8: the best, on the low edge of [1e-3, 0.5]
     pts = points(study)
     best = study.trials[8]
-    warns = checks.warnings(pts, best, True, "python train.py -m search=lr 'optimizer.lr=tag(log, interval(1e-3, 0.5))'",
-                            "/runs/s1", ["groups.head_lr_mult"], [])
+    warns = checks.warnings(
+        pts,
+        best,
+        True,
+        "python train.py -m search=lr 'optimizer.lr=tag(log, interval(1e-3, 0.5))'",
+        "/runs/s1",
+        ["groups.head_lr_mult"],
+        [],
+    )
     edge = [w for w in warns if "edge" in w.text]
     assert len(edge) == 1 and "optimizer.lr=0.00105" in edge[0].text and edge[0].numbers == [8]
     assert "'optimizer.lr=tag(log, interval(0.0001, 0.5))'" in edge[0].command
@@ -194,8 +219,14 @@ def test_the_page_is_built_for_every_kind_of_study(case):
         if case != "full":
             key = "model.optim.lr" if case == "other_lr_key" else "optimizer.lr"
             for i, lr in enumerate([0.001, 0.01, 0.1]):
-                study.add_trial(create_trial(params={key: lr}, distributions={key: LR}, value=1.0 + i,
-                                             intermediate_values={0: 3.0, 1: 2.0, 2: 1.0 + i}))
+                study.add_trial(
+                    create_trial(
+                        params={key: lr},
+                        distributions={key: LR},
+                        value=1.0 + i,
+                        intermediate_values={0: 3.0, 1: 2.0, 2: 1.0 + i},
+                    )
+                )
     text = build(study, Context(None, metric="val/acc"))
     check_page(text)
     if case == "multi_objective":
@@ -217,8 +248,17 @@ def test_trials_csv_has_one_column_per_parameter(tmp_path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     header = rows[0]
-    assert {"number", "state", "value", "epochs", "duration_s", "job_dir", "failure_reason",
-            "optimizer.lr", "groups.head_lr_mult"} <= set(header)
+    assert {
+        "number",
+        "state",
+        "value",
+        "epochs",
+        "duration_s",
+        "job_dir",
+        "failure_reason",
+        "optimizer.lr",
+        "groups.head_lr_mult",
+    } <= set(header)
     assert all(len(r) == len(header) for r in rows)
     first = dict(zip(header, rows[1]))
     assert float(first["optimizer.lr"]) == 0.02 and float(first["groups.head_lr_mult"]) == 1.0
@@ -226,23 +266,40 @@ def test_trials_csv_has_one_column_per_parameter(tmp_path):
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                           "--v=0", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="headless chromium is not installed")
 def test_a_real_sweep_leaves_a_report_that_a_browser_renders_with_every_image(tmp_path):
     d = tmp_path / "sweep"
-    run_train("-m", "search=lr", *FAST, "hydra.sweeper.n_trials=6", "hydra.sweeper.seed=1",
-              "optimizer.lr=tag(log, interval(1e-3, 50))", f"hydra.sweep.dir={d}", check=True)
+    run_train(
+        "-m",
+        "search=lr",
+        *FAST,
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.seed=1",
+        "optimizer.lr=tag(log, interval(1e-3, 50))",
+        f"hydra.sweep.dir={d}",
+        check=True,
+    )
     deadline = time.time() + 90  # written in the background after the plots
     while time.time() < deadline and not (d / "report.html").exists():
         time.sleep(0.5)
     assert (d / "report.html").exists(), (d / "plots.log").read_text()
     out = tmp_path / "again.html"
-    proc = subprocess.run([sys.executable, "-m", "sweep", "report", str(d), "--out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweep", "report", str(d), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     check_page(text)
@@ -272,8 +329,10 @@ def test_the_command_writes_the_page_of_a_journal_and_refuses_a_missing_target(t
     assert "report=" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("preset, baseline", [("lr", {"groups.head_lr_mult": 1.0}),
-                                               ("finetune", {"groups.head_lr_mult": 1.0, "groups.decay": 1.0})])
+@pytest.mark.parametrize(
+    "preset, baseline",
+    [("lr", {"groups.head_lr_mult": 1.0}), ("finetune", {"groups.head_lr_mult": 1.0, "groups.decay": 1.0})],
+)
 def test_the_presets_enqueue_a_one_lr_baseline_inside_their_ranges(preset, baseline):
     import yaml
 

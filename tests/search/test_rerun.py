@@ -16,14 +16,14 @@ from sweep.search.results import format_override
 
 FILES = {
     "app.yaml": "defaults:\n  - _self_\n  - model: small\n  - search: null\n"
-                "seed: 1\ntrainer: {epochs: 20}\nobjective: {metric: val/acc}\nname: run\n",
+    "seed: 1\ntrainer: {epochs: 20}\nobjective: {metric: val/acc}\nname: run\n",
     "model/small.yaml": "width: 8\n",
     "model/big.yaml": "width: 64\n",
     "extra/on.yaml": "level: 1\n",
     # a search config: switches the sweeper (hydra.mode, hydra.sweeper) and sets job values, one of
     # them a key the app lacks and one a string that reads as a number
     "search/lr.yaml": "# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    max_batch_size: 3\n"
-                      "trainer: {epochs: 10}\nobjective: {metric: val/loss}\nname: '10'\nnote: two words\n",
+    "trainer: {epochs: 10}\nobjective: {metric: val/loss}\nname: '10'\nnote: two words\n",
     # a group choice that sets a job value but no sweeper setting: not a search config
     "search/quiet.yaml": "# @package _global_\nseed: 5\n",
 }
@@ -48,8 +48,14 @@ def job(cfg) -> dict:
 
 def test_a_search_config_is_dropped_and_the_job_values_it_set_are_written(composer):
     lines = rerun_of(["search=lr", "model=big", "seed=3"], composer)
-    assert lines == ["model=big", "seed=3", "trainer.epochs=10", "objective.metric='val/loss'", "name='10'",
-                     "++note='two words'"]  # a key the app lacks: added with ++
+    assert lines == [
+        "model=big",
+        "seed=3",
+        "trainer.epochs=10",
+        "objective.metric='val/loss'",
+        "name='10'",
+        "++note='two words'",
+    ]  # a key the app lacks: added with ++
     assert job(composer(lines)) == job(composer(["search=lr", "model=big", "seed=3"]))
     assert composer(lines).name == "10"  # quoted: still a string, not the int 10
     assert composer(lines).hydra.mode != composer(["search=lr"]).hydra.mode  # a single run again
@@ -74,8 +80,28 @@ def test_a_choice_that_other_overrides_need_is_kept(composer):
     assert job(composer(lines)) == job(composer(fixed))
 
 
-@pytest.mark.parametrize("value", ["10", "1e-3", "true", "null", "nan", "val/acc", "two words", "it's", "a,b", "",
-                                   "${seed}", "cosine", "a-b.c", 10, 0.001, True, [1, "a"]])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10",
+        "1e-3",
+        "true",
+        "null",
+        "nan",
+        "val/acc",
+        "two words",
+        "it's",
+        "a,b",
+        "",
+        "${seed}",
+        "cosine",
+        "a-b.c",
+        10,
+        0.001,
+        True,
+        [1, "a"],
+    ],
+)
 def test_values_are_quoted_when_hydra_would_read_them_otherwise(value):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

@@ -27,19 +27,24 @@ def test_interval_log_int_and_choice():
 
 
 def test_command_line_sweep_replaces_config_range_and_fixed_values_pass_through():
-    space, fixed = parse_space({"optimizer.lr": "tag(log, interval(1e-3, 1))", "groups.head_lr_mult": "interval(1, 10)"},
-                               ["optimizer.lr=tag(log, interval(1e-4, 0.5))", "groups.head_lr_mult=5", "trainer.epochs=3"])
+    space, fixed = parse_space(
+        {"optimizer.lr": "tag(log, interval(1e-3, 1))", "groups.head_lr_mult": "interval(1, 10)"},
+        ["optimizer.lr=tag(log, interval(1e-4, 0.5))", "groups.head_lr_mult=5", "trainer.epochs=3"],
+    )
     assert space["optimizer.lr"].low == 1e-4 and space["optimizer.lr"].high == 0.5
     assert "groups.head_lr_mult" not in space
     assert fixed == ["groups.head_lr_mult=5", "trainer.epochs=3"]
 
 
-@pytest.mark.parametrize("line, words", [
-    ("a=tag(log, interval(0, 1))", "low > 0"),
-    ("a=tag(log, interval(-1, 1))", "low > 0"),
-    ("a=interval(1, 0.1)", "low < high"),
-    ("a=range(5, 1)", "start < stop"),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("a=tag(log, interval(0, 1))", "low > 0"),
+        ("a=tag(log, interval(-1, 1))", "low > 0"),
+        ("a=interval(1, 0.1)", "low < high"),
+        ("a=range(5, 1)", "start < stop"),
+    ],
+)
 def test_bad_bounds_are_rejected_with_the_key(line, words):
     with pytest.raises(ConfigError) as err:
         space_of(line)
@@ -60,8 +65,10 @@ def test_every_sampler_runs_on_the_parsed_space(name):
 
     from sweep.search.space import build_sampler, suggest
 
-    space = space_of("optimizer.lr=tag(log, interval(1e-4, 1))" if name != "grid" else "optimizer.lr=choice(0.1,0.01)",
-                     "groups.head_lr_mult=range(1, 4)")
+    space = space_of(
+        "optimizer.lr=tag(log, interval(1e-4, 1))" if name != "grid" else "optimizer.lr=choice(0.1,0.01)",
+        "groups.head_lr_mult=range(1, 4)",
+    )
     study = optuna.create_study(sampler=build_sampler(name, {}, 0, space))
     study.optimize(lambda t: sum(float(v) for v in suggest(t, space).values()), n_trials=4)
     values = [t.params["groups.head_lr_mult"] for t in study.trials]

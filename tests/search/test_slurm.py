@@ -14,9 +14,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import REPO
 from optuna.trial import TrialState
 
-from conftest import REPO
 from sweep.errors import ConfigError
 from sweep.search import cluster, interruptions, keys, slurm_jobs
 from sweep.search.settings import SweeperConf
@@ -42,8 +42,14 @@ def needs_slurm() -> None:
 
 
 def train(*args: str, cwd: Path, env: dict | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def journal_study(sweep_dir: Path) -> optuna.Study:
@@ -65,6 +71,7 @@ def cancel(job_ids: list[str]) -> None:
 def release(job: str) -> None:
     """SLURM holds a requeued job back for a while (reason BeginTime); this test's cluster lets it
     start now, once it is pending again."""
+
     def running() -> bool:
         state = slurm_jobs.job_states([job])[job]
         if state == "PENDING":
@@ -82,11 +89,17 @@ def queued_jobs(text: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- fast
 
+
 def test_squeue_lines_name_each_array_task_and_workers_their_jobs():
     assert slurm_jobs.job_of("slurm:12_3") == "12_3" and slurm_jobs.job_of("vm:0:abc") is None
     text = "12_[2-3,5%2] PENDING\n12_0 RUNNING\n12_1 COMPLETED\n99 RUNNING\n"
     assert slurm_jobs._parse(text, ["12_0", "12_1", "12_3", "12_5"]) == {
-        "12_0": "RUNNING", "12_1": "COMPLETED", "12_2": "PENDING", "12_3": "PENDING", "12_5": "PENDING"}
+        "12_0": "RUNNING",
+        "12_1": "COMPLETED",
+        "12_2": "PENDING",
+        "12_3": "PENDING",
+        "12_5": "PENDING",
+    }
 
 
 def plan_with(storage: str, tmp_path: Path):
@@ -94,9 +107,20 @@ def plan_with(storage: str, tmp_path: Path):
 
     from sweep.search.plan import Plan
 
-    return Plan(space={}, fixed=[], job_cfg=OmegaConf.create({}), hook=None, lr_bounds=None,
-                pruner_spec={"name": "none"}, pruner=optuna.pruners.NopPruner(), sweep_dir=str(tmp_path),
-                storage_spec=storage, study_name="s", in_process=True, n_workers=2)
+    return Plan(
+        space={},
+        fixed=[],
+        job_cfg=OmegaConf.create({}),
+        hook=None,
+        lr_bounds=None,
+        pruner_spec={"name": "none"},
+        pruner=optuna.pruners.NopPruner(),
+        sweep_dir=str(tmp_path),
+        storage_spec=storage,
+        study_name="s",
+        in_process=True,
+        n_workers=2,
+    )
 
 
 def test_the_storage_rule_for_slurm_workers(monkeypatch, tmp_path):
@@ -119,16 +143,32 @@ def test_the_storage_rule_for_slurm_workers(monkeypatch, tmp_path):
 
 
 def test_a_worker_runs_the_sweep_command_on_the_basic_launcher_with_the_storage_from_the_env(monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["train.py", "search=lr", "hydra/launcher=submitit_slurm",
-                                      "hydra.launcher.partition=gpu", "hydra.sweeper.workers=8",
-                                      "hydra.sweeper.storage=postgresql://u:secret@db/x", "hydra.sweeper.wait=false"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train.py",
+            "search=lr",
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.sweeper.workers=8",
+            "hydra.sweeper.storage=postgresql://u:secret@db/x",
+            "hydra.sweeper.wait=false",
+        ],
+    )
     command = cluster.worker_command("/runs/s")
-    assert command[2:] == ["search=lr", "hydra.sweep.dir=/runs/s", "hydra.sweeper.workers=1", "hydra/launcher=basic",
-                           "hydra.sweeper.storage=${oc.env:LRSWEEP_STORAGE}"]
+    assert command[2:] == [
+        "search=lr",
+        "hydra.sweep.dir=/runs/s",
+        "hydra.sweeper.workers=1",
+        "hydra/launcher=basic",
+        "hydra.sweeper.storage=${oc.env:LRSWEEP_STORAGE}",
+    ]
     assert not any("secret" in part for part in command)
 
 
 # ---------------------------------------------------------------------------------- against SLURM
+
 
 @pytest.mark.slow
 def test_slurm_workers_on_postgresql_reach_n_trials_exactly(tmp_path):
@@ -139,9 +179,17 @@ def test_slurm_workers_on_postgresql_reach_n_trials_exactly(tmp_path):
     d = tmp_path / "pg"
     with fresh_database(PG_URL) as url:
         password = re.search(r"://[^:/@]+:([^@]+)@", url)
-        proc = train(*TINY, "trainer.epochs=2", "hydra.sweeper.n_trials=6", "hydra.sweeper.workers=2", *SLURM,
-                     "hydra.sweeper.storage=${oc.env:LRSWEEP_STORAGE}", f"hydra.sweep.dir={d}", cwd=tmp_path,
-                     env={"LRSWEEP_STORAGE": url})
+        proc = train(
+            *TINY,
+            "trainer.epochs=2",
+            "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.workers=2",
+            *SLURM,
+            "hydra.sweeper.storage=${oc.env:LRSWEEP_STORAGE}",
+            f"hydra.sweep.dir={d}",
+            cwd=tmp_path,
+            env={"LRSWEEP_STORAGE": url},
+        )
         jobs = queued_jobs(proc.stdout + proc.stderr)
         try:
             assert proc.returncode == 0, proc.stderr[-3000:]
@@ -151,13 +199,25 @@ def test_slurm_workers_on_postgresql_reach_n_trials_exactly(tmp_path):
             assert len({t.number for t in trials}) == 6
             assert {t.user_attrs[keys.WORKER] for t in trials} <= {f"slurm:{j}" for j in jobs}
             assert len(re.findall(r"\(\d/6 finished\)", proc.stdout + proc.stderr)) == 6  # a line per trial
-            status = subprocess.run([sys.executable, "-m", "sweep", "status", url, "--study", "pg"], cwd=REPO,
-                                    capture_output=True, text=True, timeout=60).stdout
+            status = subprocess.run(
+                [sys.executable, "-m", "sweep", "status", url, "--study", "pg"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
             assert all(f"slurm:{j}  SLURM job {j} " in status for j in jobs), status
-            names = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(jobs), "-o", "%j"],
-                                   capture_output=True, text=True, timeout=30).stdout
-            leaked = [str(p) for p in d.rglob("*") if p.is_file() and password
-                      and f":{password.group(1)}@".encode() in p.read_bytes()]
+            names = subprocess.run(
+                ["squeue", "-h", "-t", "all", "-j", ",".join(jobs), "-o", "%j"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+            leaked = [
+                str(p)
+                for p in d.rglob("*")
+                if p.is_file() and password and f":{password.group(1)}@".encode() in p.read_bytes()
+            ]
             assert not leaked and ":" + (password.group(1) if password else "\0") + "@" not in names + proc.stdout
         finally:
             cancel(jobs)
@@ -169,8 +229,17 @@ def test_a_requeued_worker_resumes_its_trial_from_the_saved_epoch(tmp_path):
     from test_resume import lr_steps
 
     d = tmp_path / "requeue"
-    command = [sys.executable, str(REPO / "train.py"), *TINY, "trainer.epochs=250", "hydra.sweeper.n_trials=2",
-               "hydra.sweeper.workers=2", "hydra.sweeper.stale_after_s=600", *SLURM, f"hydra.sweep.dir={d}"]
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        *TINY,
+        "trainer.epochs=250",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.workers=2",
+        "hydra.sweeper.stale_after_s=600",
+        *SLURM,
+        f"hydra.sweep.dir={d}",
+    ]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     jobs: list[str] = []
     try:
@@ -202,14 +271,29 @@ def test_a_requeued_worker_resumes_its_trial_from_the_saved_epoch(tmp_path):
 def test_a_cancelled_worker_has_its_trial_failed_and_retried(tmp_path):
     needs_slurm()
     d = tmp_path / "cancel"
-    command = [sys.executable, str(APPS / "quadratic.py"), "-m", f"hydra.sweep.dir={d}", "hydra.sweeper.n_trials=4",
-               "hydra.sweeper.workers=2", "hydra.sweeper.heartbeat_s=1", "hydra.sweeper.stale_after_s=5",
-               "steps=3", "sleep_s=4", *SLURM]
+    command = [
+        sys.executable,
+        str(APPS / "quadratic.py"),
+        "-m",
+        f"hydra.sweep.dir={d}",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.workers=2",
+        "hydra.sweeper.heartbeat_s=1",
+        "hydra.sweeper.stale_after_s=5",
+        "steps=3",
+        "sleep_s=4",
+        *SLURM,
+    ]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     jobs: list[str] = []
     try:
-        wait_until(lambda: (d / "study.journal").exists() and any(
-            keys.WORKER in t.user_attrs for t in journal_study(d).trials), 180, proc)
+        wait_until(
+            lambda: (
+                (d / "study.journal").exists() and any(keys.WORKER in t.user_attrs for t in journal_study(d).trials)
+            ),
+            180,
+            proc,
+        )
         victim = journal_study(d).trials[0]
         jobs.append(slurm_jobs.job_of(victim.user_attrs[keys.WORKER]))
         subprocess.run(["scancel", jobs[0]], check=True, timeout=30)
@@ -231,10 +315,24 @@ def test_a_cancelled_worker_has_its_trial_failed_and_retried(tmp_path):
 @pytest.mark.slow
 def test_the_same_workers_run_as_submitit_local_jobs_without_slurm(tmp_path):
     d = tmp_path / "local"
-    proc = subprocess.run([sys.executable, str(APPS / "quadratic.py"), "-m", f"hydra.sweep.dir={d}",
-                           "hydra.sweeper.n_trials=6", "hydra.sweeper.workers=2", "hydra.sweeper.plots=false",
-                           "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "sleep_s=0.1"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(APPS / "quadratic.py"),
+            "-m",
+            f"hydra.sweep.dir={d}",
+            "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.workers=2",
+            "hydra.sweeper.plots=false",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=5",
+            "sleep_s=0.1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "workers queued as local jobs" in proc.stdout + proc.stderr
     trials = journal_study(d).trials

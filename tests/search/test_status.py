@@ -10,11 +10,11 @@ import time
 
 import optuna
 import pytest
-from optuna.trial import TrialState, create_trial
-from optuna.distributions import FloatDistribution
-
 from conftest import REPO
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
 from pg_util import URL, fresh_database
+
 from sweep.search import status
 from sweep.search.storage import create_or_load_study, open_storage
 
@@ -22,8 +22,7 @@ LR = {"optimizer.lr": FloatDistribution(1e-3, 1, log=True)}
 
 
 def make_trial(state: TrialState, value=None, lr=0.01, **attrs):
-    return create_trial(state=state, value=value, params={"optimizer.lr": lr}, distributions=LR,
-                        user_attrs=attrs)
+    return create_trial(state=state, value=value, params={"optimizer.lr": lr}, distributions=LR, user_attrs=attrs)
 
 
 def fill(study: optuna.Study, now: float) -> None:
@@ -31,8 +30,13 @@ def fill(study: optuna.Study, now: float) -> None:
     study.add_trial(make_trial(TrialState.COMPLETE, 0.93, lr=0.05))
     study.add_trial(make_trial(TrialState.PRUNED, lr=0.3))
     study.add_trial(make_trial(TrialState.FAIL, lr=0.9, fail_reason="diverged: loss=nan at epoch 2, update 31"))
-    study.add_trial(make_trial(TrialState.FAIL, lr=0.8, outcome={"status": "failed", "value": None,
-                                                                  "reason": "space hook: KeyError: 'x'", "epochs": 0}))
+    study.add_trial(
+        make_trial(
+            TrialState.FAIL,
+            lr=0.8,
+            outcome={"status": "failed", "value": None, "reason": "space hook: KeyError: 'x'", "epochs": 0},
+        )
+    )
     running = study.ask()
     running.suggest_float("optimizer.lr", 1e-3, 1, log=True)
     running.set_user_attr("worker", "node7:4242")
@@ -117,8 +121,13 @@ def test_reads_while_a_worker_holds_the_journal_lock_and_changes_nothing(sweep_d
 
 
 def test_command_line_exits_0_without_importing_torch(sweep_dir):
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "sweep", "status", str(sweep_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sweep", "status", str(sweep_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "trials: 2 COMPLETE" in proc.stdout
     imported = {ln.split("|")[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
@@ -135,8 +144,9 @@ def test_status_of_a_postgres_study_masks_the_password():
     with fresh_database(URL) as url:
         study = create_or_load_study(open_storage(url), "pg-status", "maximize")
         fill(study, time.time())
-        proc = subprocess.run([sys.executable, "-m", "sweep", "status", url], cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "sweep", "status", url], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
         optuna.storages.RDBStorage(url).engine.dispose()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("study 'pg-status' in postgresql") and ":***@" in proc.stdout

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import REPO, run_train
 from pg_util import URL, fresh_database
+
 from sweep.errors import ConfigError
 from sweep.search.storage import create_or_load_study, open_storage, open_storage_readonly
 
@@ -91,8 +91,16 @@ WORKER = textwrap.dedent("""
 
 def start_together(spec: str, n: int) -> list[subprocess.CompletedProcess]:
     start = time.time() + 3.0  # after every interpreter has imported optuna
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, spec, str(start)], cwd=REPO, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, spec, str(start)],
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(n)
+    ]
     return [subprocess.CompletedProcess(p.args, p.wait(120), *p.communicate()) for p in procs]
 
 
@@ -121,8 +129,9 @@ def test_workers_starting_together_on_a_new_postgres_database():
 @pytest.mark.slow
 def test_sweep_on_an_unreachable_database_is_one_line_before_training(tmp_path):
     url = f"postgresql://alice:{SECRET}@127.0.0.1:{closed_port()}/studies"
-    proc = run_train("-m", "search=lr", "data=synthetic", f"hydra.sweeper.storage={url}",
-                     f"hydra.sweep.dir={tmp_path / 's'}")
+    proc = run_train(
+        "-m", "search=lr", "data=synthetic", f"hydra.sweeper.storage={url}", f"hydra.sweep.dir={tmp_path / 's'}"
+    )
     assert proc.returncode == 2, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: hydra.sweeper.storage="), proc.stderr
@@ -132,16 +141,27 @@ def test_sweep_on_an_unreachable_database_is_one_line_before_training(tmp_path):
 
 # --------------------------------------------------------------------------- opening the sweep's study
 
+
 def _plan(tmp_path: Path, **changes):
     from omegaconf import OmegaConf
     from optuna.distributions import FloatDistribution
 
     from sweep.search.plan import Plan
 
-    fields = dict(space={"x": FloatDistribution(-2, 2)}, fixed=[], job_cfg=OmegaConf.create({"x": 0.5}), hook=None,
-                  lr_bounds=None, pruner_spec={"name": "median", "n_startup_trials": 1},
-                  pruner=optuna.pruners.MedianPruner(n_startup_trials=1), sweep_dir=str(tmp_path),
-                  storage_spec=str(tmp_path / "study.journal"), study_name="s", in_process=True, n_workers=1)
+    fields = dict(
+        space={"x": FloatDistribution(-2, 2)},
+        fixed=[],
+        job_cfg=OmegaConf.create({"x": 0.5}),
+        hook=None,
+        lr_bounds=None,
+        pruner_spec={"name": "median", "n_startup_trials": 1},
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1),
+        sweep_dir=str(tmp_path),
+        storage_spec=str(tmp_path / "study.journal"),
+        study_name="s",
+        in_process=True,
+        n_workers=1,
+    )
     return Plan(**{**fields, **changes})
 
 

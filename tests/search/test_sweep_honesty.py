@@ -10,13 +10,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import run_train
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from conftest import run_train
 from sweep.app.command_line import sweeper_error
 from sweep.errors import ConfigError
-from sweep.search import divergence, keys, progress, resume, results, status
+from sweep.search import divergence, keys, progress, results, resume, status
 from sweep.search.space import parse_space
 from sweep.trial import Outcome, Status, diverged_reason
 
@@ -29,12 +29,20 @@ def new_study() -> optuna.Study:
 
 # ------------------------------------------------------------------------------ resume is honest
 
+
 def test_fixed_settings_leave_out_searched_keys_and_their_subtrees():
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.create({"trainer": {"epochs": 4, "seed": 0}, "optimizer": {"lr": 0.1, "name": "sgd"},
-                            "schedule": {"name": "step", "gamma": 0.5}, "out": "${trainer.epochs}",
-                            "hydra": {"job": {"name": "x"}}, "trial": {"number": 3}})
+    cfg = OmegaConf.create(
+        {
+            "trainer": {"epochs": 4, "seed": 0},
+            "optimizer": {"lr": 0.1, "name": "sgd"},
+            "schedule": {"name": "step", "gamma": 0.5},
+            "out": "${trainer.epochs}",
+            "hydra": {"job": {"name": "x"}},
+            "trial": {"number": 3},
+        }
+    )
     got = resume.fixed_settings(cfg, ["optimizer.lr", "schedule"])
     assert got == {"trainer.epochs": 4, "trainer.seed": 0, "optimizer.name": "sgd", "out": "${trainer.epochs}"}
 
@@ -63,10 +71,16 @@ def test_allowed_changes_are_recorded_in_the_study():
 def test_the_best_trials_rerun_command_uses_its_own_settings(tmp_path: Path):
     study = new_study()
     dist = {"optimizer.lr": FloatDistribution(1e-3, 1.0, log=True)}
-    study.add_trial(optuna.trial.create_trial(params={"optimizer.lr": 0.1}, distributions=dist, value=0.9,
-                                              user_attrs={keys.FIXED: ["trainer.epochs=4"]}))
-    study.add_trial(optuna.trial.create_trial(params={"optimizer.lr": 0.2}, distributions=dist, value=0.5,
-                                              user_attrs={keys.FIXED: ["trainer.epochs=2"]}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"optimizer.lr": 0.1}, distributions=dist, value=0.9, user_attrs={keys.FIXED: ["trainer.epochs=4"]}
+        )
+    )
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"optimizer.lr": 0.2}, distributions=dist, value=0.5, user_attrs={keys.FIXED: ["trainer.epochs=2"]}
+        )
+    )
     out = results.write_results(str(tmp_path / "optimization_results.yaml"), study, "mem", ["trainer.epochs=2"])
     assert out["best"]["number"] == 0 and "trainer.epochs=4" in out["best"]["command"]
     assert "trainer.epochs=2" not in out["best"]["command"]
@@ -75,26 +89,46 @@ def test_the_best_trials_rerun_command_uses_its_own_settings(tmp_path: Path):
 @pytest.mark.slow
 def test_resume_with_other_epochs_exits_2_before_any_trial(tmp_path: Path):
     sweep_dir = tmp_path / "sweep"
-    base = ["search=lr", "data=synthetic", "trainer.threads=1", f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweeper.plots=false"]
+    base = [
+        "search=lr",
+        "data=synthetic",
+        "trainer.threads=1",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweeper.plots=false",
+    ]
     run_train(*base, "trainer.epochs=3", "hydra.sweeper.n_trials=1", timeout=300, check=True)
     proc = run_train(*base, "trainer.epochs=2", "hydra.sweeper.n_trials=2", timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "trainer.epochs=3 (now 2)" in errors[0]
-    study = optuna.load_study(study_name="sweep", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(sweep_dir / "study.journal"))))
+    study = optuna.load_study(
+        study_name="sweep",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(sweep_dir / "study.journal"))
+        ),
+    )
     assert len(study.trials) == 1  # no trial ran
-    run_train(*base, "trainer.epochs=2", "hydra.sweeper.n_trials=2", "hydra.sweeper.allow_changed_settings=true",
-              timeout=300, check=True)
-    study = optuna.load_study(study_name="sweep", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(sweep_dir / "study.journal"))))
+    run_train(
+        *base,
+        "trainer.epochs=2",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.allow_changed_settings=true",
+        timeout=300,
+        check=True,
+    )
+    study = optuna.load_study(
+        study_name="sweep",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(sweep_dir / "study.journal"))
+        ),
+    )
     assert study.user_attrs[keys.SETTINGS_CHANGES][0]["changes"]["trainer.epochs"] == [3, 2]
     own = {t.number: t.user_attrs[keys.FIXED] for t in study.trials}
     assert "trainer.epochs=3" in own[0] and "trainer.epochs=2" in own[1]
 
 
 # ------------------------------------------------------------------ divergence teaches the sampler
+
 
 def test_a_diverged_trial_is_pruned_for_the_sampler_and_a_failure_for_a_person():
     from sweep.search.study import count
@@ -110,7 +144,9 @@ def test_a_diverged_trial_is_pruned_for_the_sampler_and_a_failure_for_a_person()
     frozen = study.trials[-1]
     assert state == TrialState.FAIL  # the sweeper's run of failures counts it
     assert frozen.state == TrialState.PRUNED and frozen.value == 0.2  # what TPE learns from
-    assert keys.diverged(frozen.user_attrs) and keys.failure_reason(frozen.user_attrs).startswith("diverged at epoch 2/5")
+    assert keys.diverged(frozen.user_attrs) and keys.failure_reason(frozen.user_attrs).startswith(
+        "diverged at epoch 2/5"
+    )
     assert keys.shown_state(frozen) == "FAIL"
     assert count(study, keys.FINISHED) == 1  # it does not count towards n_trials
     assert [t.number for t in results.ranked(study)] == [0]
@@ -147,12 +183,14 @@ def test_other_failures_stay_fail():
 
 # -------------------------------------------------------------------------- output a person reads
 
+
 def test_progress_line_has_number_params_status_value_epochs_time(monkeypatch):
     from sweep.search.processes import WORKER_ENV
 
     monkeypatch.delenv(WORKER_ENV, raising=False)
-    line = progress.trial_line(7, {"optimizer.lr": 0.0123456, "schedule": "step"},
-                               Outcome(Status.COMPLETE, 0.97061, "", 3), 1.234)
+    line = progress.trial_line(
+        7, {"optimizer.lr": 0.0123456, "schedule": "step"}, Outcome(Status.COMPLETE, 0.97061, "", 3), 1.234
+    )
     assert line == "trial 7  optimizer.lr=0.01235 schedule=step  complete 0.9706  3 epochs  1.2 s"
     monkeypatch.setenv(WORKER_ENV, "0")
     failed = progress.trial_line(8, {}, Outcome(Status.FAILED, None, "diverged at epoch 1/3: loss=nan", 0), None)
@@ -214,9 +252,18 @@ def test_member_logs_give_each_member_its_own_file_and_name_it(tmp_path: Path):
 @pytest.mark.slow
 def test_batched_sweep_prints_one_line_per_trial_and_each_member_has_a_log(tmp_path: Path):
     sweep_dir = tmp_path / "sweep"
-    proc = run_train("search=lr", "data=synthetic", "trainer.epochs=2", "trainer.threads=1",
-                     "hydra.sweeper.n_trials=2", "hydra.sweeper.trials_per_job=2", "hydra.sweeper.plots=false",
-                     f"hydra.sweep.dir={sweep_dir}", timeout=300, check=True)
+    proc = run_train(
+        "search=lr",
+        "data=synthetic",
+        "trainer.epochs=2",
+        "trainer.threads=1",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.trials_per_job=2",
+        "hydra.sweeper.plots=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        timeout=300,
+        check=True,
+    )
     out = proc.stdout + proc.stderr
     lines = [ln for ln in out.splitlines() if "sweep.search.progress" in ln]
     numbers = sorted({int(ln.split(" - trial ")[1].split()[0]) for ln in lines})
@@ -229,6 +276,7 @@ def test_batched_sweep_prints_one_line_per_trial_and_each_member_has_a_log(tmp_p
 
 
 # --------------------------------------------------------------------------- one epoch numbering
+
 
 def test_group_table_counts_epochs_from_1():
     from torch import nn
@@ -256,22 +304,34 @@ def test_preview_names_a_drop_by_the_epoch_training_logs_it_at():
 
 # ------------------------------------------------------------- the sweeper's settings and grammar
 
-@pytest.mark.parametrize("arg,expected", [
-    ("hydra.sweeper.n_trial=2", "did you mean hydra.sweeper.n_trials?"),
-    ("hydra.sweeper.n_trials=abc", "is not allowed: an integer"),
-    ("hydra.sweeper.plots=maybe", "true or false"),
-    ("hydra.sweeper.keep_checkpoints=many", "an integer or null"),
-    ("hydra.sweeper.stale_after_s=soon", "a number"),
-])
+
+@pytest.mark.parametrize(
+    "arg,expected",
+    [
+        ("hydra.sweeper.n_trial=2", "did you mean hydra.sweeper.n_trials?"),
+        ("hydra.sweeper.n_trials=abc", "is not allowed: an integer"),
+        ("hydra.sweeper.plots=maybe", "true or false"),
+        ("hydra.sweeper.keep_checkpoints=many", "an integer or null"),
+        ("hydra.sweeper.stale_after_s=soon", "a number"),
+    ],
+)
 def test_sweeper_settings_are_checked_before_hydra(arg, expected):
     line = sweeper_error(["-m", "search=lr", arg])
     assert line is not None and line.startswith(f"error: {arg.split('=')[0]}=") and expected in line
     assert "\n" not in line
 
 
-@pytest.mark.parametrize("arg", ["hydra.sweeper.n_trials=3", "hydra.sweeper.seed=null", "hydra.sweeper.plots=false",
-                                 "hydra.sweeper.stale_after_s=1e3", "hydra.sweeper.params.optimizer.lr=interval(0.1, 1)",
-                                 "+hydra.sweeper.sampler_options.n_startup_trials=3"])
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.seed=null",
+        "hydra.sweeper.plots=false",
+        "hydra.sweeper.stale_after_s=1e3",
+        "hydra.sweeper.params.optimizer.lr=interval(0.1, 1)",
+        "+hydra.sweeper.sampler_options.n_startup_trials=3",
+    ],
+)
 def test_valid_sweeper_settings_pass(arg):
     assert sweeper_error(["-m", "search=lr", arg]) is None
 
@@ -280,9 +340,14 @@ def test_sweeper_keys_are_not_checked_without_the_sweeper():
     assert sweeper_error(["-m", "hydra.sweeper.max_batch_size=2"]) is None  # Hydra's basic sweeper's key
 
 
-@pytest.mark.parametrize("arg,near", [("optimizer.lr=interval(1e-3 0.5)", "did you mean interval(1e-3, 0.5)?"),
-                                      ("optimizer.lr=tag(log, intervl(1e-3, 0.5))", "tag(log, interval(1e-3, 0.5))"),
-                                      ("hydra.sweeper.params.optimizer.lr=interval(1e-3 0.5)", "interval(1e-3, 0.5)")])
+@pytest.mark.parametrize(
+    "arg,near",
+    [
+        ("optimizer.lr=interval(1e-3 0.5)", "did you mean interval(1e-3, 0.5)?"),
+        ("optimizer.lr=tag(log, intervl(1e-3, 0.5))", "tag(log, interval(1e-3, 0.5))"),
+        ("hydra.sweeper.params.optimizer.lr=interval(1e-3 0.5)", "interval(1e-3, 0.5)"),
+    ],
+)
 def test_grammar_errors_are_one_line_with_the_nearest_form(arg, near):
     line = sweeper_error(["-m", "search=lr", arg])
     assert line is not None and "\n" not in line and near in line and "interval(low, high)" in line
@@ -305,6 +370,7 @@ def test_train_py_exits_2_with_one_line(arg):
 
 # ------------------------------------------------- a batched member against the same trial alone
 
+
 def epoch_metrics(records: list[logging.LogRecord], trial: int | None) -> list[dict[str, float]]:
     """Each logged epoch's metrics (as printed: 4 decimals) of `trial` (None: a sequential job's)."""
     import re
@@ -324,6 +390,7 @@ def test_batched_member_equals_the_trial_alone_while_stable_and_drifts_once_unst
     metric equals the same trial run alone; a trial whose loss explodes agrees in its first epoch and
     may then drift (rounding amplified), by the amounts the docs quote."""
     from conftest import composed
+
     from sweep.batched.job import train_together
     from sweep.train.job import train_job
     from sweep.trial import NoTrial

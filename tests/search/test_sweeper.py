@@ -42,8 +42,9 @@ def sweep(monkeypatch, tmp_path: Path, *overrides: str) -> Path:
     """Run `quadratic.py -m OVERRIDES` in this process; returns the sweep dir."""
     sweep_dir = tmp_path / "sweep"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["quadratic.py", "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.plots=false",
-                                      *overrides])
+    monkeypatch.setattr(
+        sys, "argv", ["quadratic.py", "-m", f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.plots=false", *overrides]
+    )
     try:
         runpy.run_path(str(APPS / "quadratic.py"), run_name="__main__")
     finally:
@@ -61,8 +62,14 @@ def study(sweep_dir: Path) -> optuna.Study:
 
 
 def test_every_outcome_is_recorded_once_with_its_reason(monkeypatch, tmp_path):
-    d = sweep(monkeypatch, tmp_path, "fail_above=1.0", "nan_below=-1.0", "hydra.sweeper.n_trials=8",
-              "hydra.sweeper.max_consecutive_failures=50")
+    d = sweep(
+        monkeypatch,
+        tmp_path,
+        "fail_above=1.0",
+        "nan_below=-1.0",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.max_consecutive_failures=50",
+    )
     table = rows(d)
     states = [r["state"] for r in table]
     assert states.count("COMPLETE") == 8
@@ -101,8 +108,15 @@ def test_each_job_gets_its_own_config_in_struct_mode_as_hydra_gives_it(monkeypat
 
 
 def test_a_job_that_prunes_itself_is_recorded_pruned(monkeypatch, tmp_path):
-    d = sweep(monkeypatch, tmp_path, "steps=6", "hydra.sweeper.n_trials=8", "hydra.sweeper.pruner=median",
-              "hydra.sweeper.n_startup_trials=1", "hydra.sweeper.n_warmup_steps=0")
+    d = sweep(
+        monkeypatch,
+        tmp_path,
+        "steps=6",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.pruner=median",
+        "hydra.sweeper.n_startup_trials=1",
+        "hydra.sweeper.n_warmup_steps=0",
+    )
     pruned = [t for t in study(d).trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned, "a median pruner over these trials prunes at least one"
     for t in pruned:
@@ -117,8 +131,9 @@ def test_the_trials_of_a_dead_worker_are_failed_and_retried(monkeypatch, tmp_pat
     s = optuna.create_study(study_name="sweep", storage=storage, direction="minimize")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    trial = s.ask({"x": optuna.distributions.FloatDistribution(-2, 2),
-                   "y": optuna.distributions.FloatDistribution(-4, 0)})
+    trial = s.ask(
+        {"x": optuna.distributions.FloatDistribution(-2, 2), "y": optuna.distributions.FloatDistribution(-4, 0)}
+    )
     trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
     d = sweep(monkeypatch, tmp_path, "hydra.sweeper.n_trials=2")
     trials = study(d).trials
@@ -130,8 +145,14 @@ def test_the_trials_of_a_dead_worker_are_failed_and_retried(monkeypatch, tmp_pat
 
 
 def test_a_finished_grid_ends_the_sweep_cleanly(monkeypatch, tmp_path, capfd):
-    d = sweep(monkeypatch, tmp_path, "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=12",
-              "x=choice(-1,1)", "y=choice(-1,0)")
+    d = sweep(
+        monkeypatch,
+        tmp_path,
+        "hydra.sweeper.sampler=grid",
+        "hydra.sweeper.n_trials=12",
+        "x=choice(-1,1)",
+        "y=choice(-1,0)",
+    )
     table = rows(d)
     assert len(table) == 4 and {r["state"] for r in table} == {"COMPLETE"}
     assert "the grid is done" in capfd.readouterr().out
@@ -155,8 +176,16 @@ def test_keep_checkpoints_keeps_only_the_best(monkeypatch, tmp_path):
 
 def test_jobs_run_through_a_hydra_launcher_get_their_trial_from_the_storage(monkeypatch, tmp_path):
     monkeypatch.setattr(plan_module, "BASIC_LAUNCHER", "not the configured launcher")
-    d = sweep(monkeypatch, tmp_path, "steps=6", "hydra.sweeper.n_trials=6", "hydra.sweeper.pruner=median",
-              "hydra.sweeper.n_startup_trials=1", "hydra.sweeper.n_warmup_steps=0", "fail_above=1.5")
+    d = sweep(
+        monkeypatch,
+        tmp_path,
+        "steps=6",
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.pruner=median",
+        "hydra.sweeper.n_startup_trials=1",
+        "hydra.sweeper.n_warmup_steps=0",
+        "fail_above=1.5",
+    )
     trials = study(d).trials
     finished = [t for t in trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
     assert len(finished) == 6
@@ -181,10 +210,22 @@ def test_a_trial_over_the_budget_is_surplus():
 @pytest.mark.slow
 def test_workers_share_one_study_and_stop_at_exactly_n_trials(tmp_path):
     d = tmp_path / "wide"
-    proc = subprocess.run([sys.executable, str(APPS / "quadratic.py"), "-m", f"hydra.sweep.dir={d}",
-                           "hydra.sweeper.n_trials=10", "hydra.sweeper.workers=2", "hydra.sweeper.plots=false",
-                           "sleep_s=0.1"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(APPS / "quadratic.py"),
+            "-m",
+            f"hydra.sweep.dir={d}",
+            "hydra.sweeper.n_trials=10",
+            "hydra.sweeper.workers=2",
+            "hydra.sweeper.plots=false",
+            "sleep_s=0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = study(d).trials
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 10
@@ -226,9 +267,21 @@ def test_in_process_trials_give_back_tensors_and_file_handles(monkeypatch, tmp_p
 
     monkeypatch.setattr(LRSweeper, "record", counted)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["train.py", "search=lr", "data=synthetic", "trainer.epochs=2", "trainer.threads=1",
-                                      "hydra.sweeper.n_trials=30", "hydra.sweeper.pruner=none",
-                                      "hydra.sweeper.plots=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "train.py",
+            "search=lr",
+            "data=synthetic",
+            "trainer.epochs=2",
+            "trainer.threads=1",
+            "hydra.sweeper.n_trials=30",
+            "hydra.sweeper.pruner=none",
+            "hydra.sweeper.plots=false",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+    )
     try:
         runpy.run_path(str(APPS.parent.parent / "train.py"), run_name="__main__")
     finally:
@@ -247,10 +300,20 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
     import time
 
     d = tmp_path / "wide"
-    command = [sys.executable, str(APPS / "quadratic.py"), "-m", f"hydra.sweep.dir={d}", "hydra.sweeper.n_trials=8",
-               "hydra.sweeper.workers=2", "hydra.sweeper.plots=false", "sleep_s=0.3"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    command = [
+        sys.executable,
+        str(APPS / "quadratic.py"),
+        "-m",
+        f"hydra.sweep.dir={d}",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.workers=2",
+        "hydra.sweeper.plots=false",
+        "sleep_s=0.3",
+    ]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
     def trials_so_far() -> int:
         try:
             return len(study(d).trials)
@@ -258,8 +321,9 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
             return 0
 
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not (
-            (d / "study.journal").exists() and trials_so_far() >= 3):
+    while (
+        time.time() < deadline and proc.poll() is None and not ((d / "study.journal").exists() and trials_so_far() >= 3)
+    ):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     assert proc.wait(timeout=60) != 0
@@ -277,14 +341,24 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
 # journal study, without Hydra.
 
 
-
 X = {"x": FloatDistribution(-2, 2)}
 
 
 def plan_for(tmp_path: Path, **changes) -> Plan:
-    fields = dict(space=dict(X), fixed=[], job_cfg=OmegaConf.create({"x": 0.5}), hook=None, lr_bounds=None,
-                  pruner_spec={"name": "none"}, pruner=optuna.pruners.NopPruner(), sweep_dir=str(tmp_path),
-                  storage_spec=str(tmp_path / "study.journal"), study_name="s", in_process=True, n_workers=1)
+    fields = dict(
+        space=dict(X),
+        fixed=[],
+        job_cfg=OmegaConf.create({"x": 0.5}),
+        hook=None,
+        lr_bounds=None,
+        pruner_spec={"name": "none"},
+        pruner=optuna.pruners.NopPruner(),
+        sweep_dir=str(tmp_path),
+        storage_spec=str(tmp_path / "study.journal"),
+        study_name="s",
+        in_process=True,
+        n_workers=1,
+    )
     return Plan(**{**fields, **changes})
 
 
@@ -295,18 +369,30 @@ def journal_study(tmp_path: Path) -> tuple[optuna.Study, optuna.storages.BaseSto
 
 def test_record_tells_each_status_and_keeps_the_reason_where_readers_find_it():
     s = optuna.create_study()
-    told = [record(s, s.ask(X), outcome) for outcome in (
-        Outcome(Status.COMPLETE, 0.5, "", 3), Outcome(Status.PRUNED, None, "pruned after epoch 1/3", 1),
-        Outcome(Status.FAILED, None, "diverged at epoch 2/3: loss=nan", 2))]
+    told = [
+        record(s, s.ask(X), outcome)
+        for outcome in (
+            Outcome(Status.COMPLETE, 0.5, "", 3),
+            Outcome(Status.PRUNED, None, "pruned after epoch 1/3", 1),
+            Outcome(Status.FAILED, None, "diverged at epoch 2/3: loss=nan", 2),
+        )
+    ]
     assert told == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
     complete, pruned, failed = s.trials
     assert complete.value == 0.5 and complete.user_attrs == {}  # the value and params say it all
-    assert pruned.user_attrs[keys.OUTCOME] == {"status": "pruned", "value": None,
-                                               "reason": "pruned after epoch 1/3", "epochs": 1}
+    assert pruned.user_attrs[keys.OUTCOME] == {
+        "status": "pruned",
+        "value": None,
+        "reason": "pruned after epoch 1/3",
+        "epochs": 1,
+    }
     assert keys.FAIL_REASON not in pruned.user_attrs
     assert failed.user_attrs[keys.FAIL_REASON] == "diverged at epoch 2/3: loss=nan"
     assert [keys.failure_reason(t.user_attrs) for t in s.trials] == [
-        "", "pruned after epoch 1/3", "diverged at epoch 2/3: loss=nan"]
+        "",
+        "pruned after epoch 1/3",
+        "diverged at epoch 2/3: loss=nan",
+    ]
 
 
 def test_record_after_a_finished_grid_does_not_raise():
@@ -509,8 +595,9 @@ def quadratic_lr_bounds(cfg, out_dir):
 
 
 def test_lr_bounds_from_a_hook_of_a_users_own_bound_the_searched_lr(monkeypatch, tmp_path):
-    d = sweep(monkeypatch, tmp_path, "hydra.sweeper.n_trials=3",
-              "hydra.sweeper.lr_bounds=test_sweeper.quadratic_lr_bounds")
+    d = sweep(
+        monkeypatch, tmp_path, "hydra.sweeper.n_trials=3", "hydra.sweeper.lr_bounds=test_sweeper.quadratic_lr_bounds"
+    )
     s = study(d)
     assert s.user_attrs[keys.LR_BOUNDS] == [0.01, 0.1] and (d / "bounds.txt").exists()
     assert all(0.01 <= t.params["optimizer.lr"] <= 0.1 for t in s.trials)

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, run_train
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import REPO, run_train
+from sweep.errors import ConfigError
 from sweep.tools import lr_suggestion
 from sweep.tools import range_test as lr_find
-from sweep.errors import ConfigError
 from sweep.train.build import build
 from sweep.train.job import train_job
 
@@ -38,6 +38,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------- rules and settings
+
 
 def test_sweep_is_exponential_from_start_to_end():
     lrs = [lr_find.base_lr_at(i, 5, 1e-4, 1.0) for i in range(5)]
@@ -68,8 +69,10 @@ def test_interval_always_holds_the_suggestion():
     assert low < lr < high and lr * math.sqrt(10) * 0.999 <= high <= lr * 10 * 1.001
 
 
-@pytest.mark.parametrize("key, value", [("start_lr", 0), ("end_lr", 1e-9), ("num_updates", 3),
-                                        ("smoothing", 1.0), ("diverge", 1.0), ("rule", "fastest")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("start_lr", 0), ("end_lr", 1e-9), ("num_updates", 3), ("smoothing", 1.0), ("diverge", 1.0), ("rule", "fastest")],
+)
 def test_bad_settings_are_one_line_errors(key, value):
     with pytest.raises(ConfigError, match=f"^lr_find.{key}="):
         lr_find.settings({key: value})
@@ -85,6 +88,7 @@ def test_too_few_points_before_divergence_is_an_error_that_says_what_to_do():
 
 
 # --------------------------------------------------------------------------- the test itself
+
 
 def test_model_and_optimizer_state_are_restored():
     cfg = composed(*FAST)
@@ -179,9 +183,13 @@ def test_any_torch_optimizer_works_and_is_restored():
     optimizer = torch.optim.Adam([{"params": [model.weight]}, {"params": [model.bias], "lr": 1e-2}], lr=1e-3)
     before = copy.deepcopy(model.state_dict())
     x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
-    record = lr_find.range_test(model, optimizer, lambda: iter([(x, y)]),
-                                lambda b: torch.nn.functional.cross_entropy(model(b[0]), b[1]),
-                                lr_find.settings({"num_updates": 20, "end_lr": 1.0}))
+    record = lr_find.range_test(
+        model,
+        optimizer,
+        lambda: iter([(x, y)]),
+        lambda b: torch.nn.functional.cross_entropy(model(b[0]), b[1]),
+        lr_find.settings({"num_updates": 20, "end_lr": 1.0}),
+    )
     assert record.names == ["group0", "group1"] and len(record.losses) == 20
     assert record.group_lrs[-1] == pytest.approx([1.0, 1.0])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

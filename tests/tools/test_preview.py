@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, run_train
 from hydra import compose, initialize_config_dir
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, run_train
-from sweep.train import checks as config
-from sweep.tools import preview
 from sweep.errors import ConfigError
+from sweep.tools import preview
+from sweep.train import checks as config
 from sweep.train.build import build
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -53,8 +53,9 @@ def test_modes_are_checked():
 
 
 def test_step_schedule_changes_at_its_epochs_and_keeps_the_head_ratio():
-    c = curves_of("schedule=step", "schedule.step_size=3", "schedule.gamma=0.5", "trainer.epochs=7",
-                  "groups.head_lr_mult=4")
+    c = curves_of(
+        "schedule=step", "schedule.step_size=3", "schedule.gamma=0.5", "trainer.epochs=7", "groups.head_lr_mult=4"
+    )
     spe = c.steps_per_epoch
     assert c.names == ["backbone", "head"] and c.lrs.shape == (7 * spe, 2)
     backbone, head = c.lrs[:, 0], c.lrs[:, 1]
@@ -68,7 +69,7 @@ def test_warmup_and_cosine_move_every_update_and_a_frozen_group_waits():
     c = curves_of("schedule=cosine", "schedule.warmup_epochs=1", "groups.freeze_epochs=2", "trainer.epochs=5")
     spe = c.steps_per_epoch
     backbone, head = c.lrs[:, 0], c.lrs[:, 1]
-    assert np.all(backbone[:2 * spe] == 0) and backbone[2 * spe] == 0 and backbone[2 * spe + 1] > 0
+    assert np.all(backbone[: 2 * spe] == 0) and backbone[2 * spe] == 0 and backbone[2 * spe + 1] > 0
     assert head[0] == 0 and head[spe] == pytest.approx(0.5)  # warmup from 0 to the head's peak
     assert preview.changes(head, spe) == "changes within epochs 1-5"
     assert preview.changes(backbone, spe) == "changes within epochs 3-5"
@@ -95,8 +96,15 @@ def test_thousands_of_epochs_without_training(tmp_path: Path):
 
 @pytest.mark.slow
 def test_preview_equals_the_lr_curves_a_real_run_logs(tmp_path: Path):
-    args = ["data=synthetic", "trainer.epochs=4", "schedule=cosine", "schedule.warmup_epochs=1.5",
-            "groups.freeze_epochs=1", "groups.head_lr_mult=5", "trainer.threads=1"]
+    args = [
+        "data=synthetic",
+        "trainer.epochs=4",
+        "schedule=cosine",
+        "schedule.warmup_epochs=1.5",
+        "groups.freeze_epochs=1",
+        "groups.head_lr_mult=5",
+        "trainer.threads=1",
+    ]
     run_train(*args, f"hydra.run.dir={tmp_path / 'train'}", check=True)
     shown = run_train("mode=preview", *args, f"hydra.run.dir={tmp_path / 'preview'}", check=True)
     assert "first" in shown.stdout + shown.stderr and "changes within epochs" in shown.stdout + shown.stderr
@@ -122,8 +130,14 @@ def test_preview_equals_the_lr_curves_a_real_run_logs(tmp_path: Path):
 @pytest.mark.slow
 def test_multirun_writes_a_preview_per_schedule_and_one_side_by_side(tmp_path: Path):
     sweep = tmp_path / "multi"
-    run_train("-m", "mode=preview", "schedule=step,exponential,cosine", "data=synthetic",
-              f"hydra.sweep.dir={sweep}", check=True)
+    run_train(
+        "-m",
+        "mode=preview",
+        "schedule=step,exponential,cosine",
+        "data=synthetic",
+        f"hydra.sweep.dir={sweep}",
+        check=True,
+    )
     curves = []
     for job in ("0", "1", "2"):
         header, rows = read_csv(sweep / job / "preview.csv")
@@ -148,8 +162,14 @@ class _LoggedLRs:
         pass
 
 
-ONE_RULE = ("data=synthetic", "schedule=cosine", "schedule.warmup_epochs=1", "groups.freeze_epochs=1",
-            "groups.head_lr_mult=4", "trainer.epochs=3")
+ONE_RULE = (
+    "data=synthetic",
+    "schedule=cosine",
+    "schedule.warmup_epochs=1",
+    "groups.freeze_epochs=1",
+    "groups.head_lr_mult=4",
+    "trainer.epochs=3",
+)
 
 
 def _trained_lrs(*overrides: str) -> dict[str, list[float]]:
@@ -199,8 +219,12 @@ def test_the_loop_and_the_preview_ask_the_one_rule(monkeypatch):
 
 def test_the_lr_rule_is_written_once():
     """No module but sweep/lr/rule.py turns a schedule factor into a group's LR."""
-    for path in ("sweep/train/loop.py", "sweep/tools/preview.py", "sweep/batched/stack.py",
-                 "sweep/lr/torch_scheduler.py"):
+    for path in (
+        "sweep/train/loop.py",
+        "sweep/tools/preview.py",
+        "sweep/batched/stack.py",
+        "sweep/lr/torch_scheduler.py",
+    ):
         text = (REPO / path).read_text()
         assert ".factor(" not in text and '["mult"]' not in text, path
     assert "peak * factor(t, start)" in (REPO / "sweep/lr/rule.py").read_text()

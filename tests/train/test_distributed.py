@@ -16,8 +16,8 @@ import optuna
 import pytest
 import torch
 import yaml
-
 from conftest import REPO, composed, read_trials, run_train
+
 from sweep.errors import ConfigError
 from sweep.search import keys
 from sweep.search.handoff import current_trials, process_rank
@@ -62,6 +62,7 @@ def alive(pid: int) -> bool:
 
 
 # Fast: the pieces, in this process.
+
 
 def test_each_sample_once_per_epoch_and_weights_give_the_global_mean():
     """50 samples, global batch 16 on 3 ranks: every sample once, the same number of updates on
@@ -125,11 +126,14 @@ def test_workers_auto_hold_their_devices():
     assert resolve_workers("auto", 2) == expected and resolve_workers(3, 2) == 3
 
 
-@pytest.mark.parametrize("override, key", [
-    ("trainer.devices=0", "trainer.devices"),
-    ("trainer.devices=two", "trainer.devices"),
-    ("trainer.rank_timeout_s=0", "trainer.rank_timeout_s"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("trainer.devices=0", "trainer.devices"),
+        ("trainer.devices=two", "trainer.devices"),
+        ("trainer.rank_timeout_s=0", "trainer.rank_timeout_s"),
+    ],
+)
 def test_bad_device_settings_are_one_line(override, key):
     with pytest.raises(ConfigError) as err:
         validate(resolved(composed(*TINY, override)))
@@ -151,8 +155,16 @@ def test_more_devices_than_cuda_has_is_refused_on_cuda(monkeypatch):
 
 
 def test_devices_with_trials_per_job_is_one_line_exit_2(tmp_path):
-    proc = run_train("-m", "search=lr", *TINY, "trainer.devices=2", "hydra.sweeper.trials_per_job=2",
-                     f"hydra.sweep.dir={tmp_path}", timeout=TIMEOUT, env=ENV)
+    proc = run_train(
+        "-m",
+        "search=lr",
+        *TINY,
+        "trainer.devices=2",
+        "hydra.sweeper.trials_per_job=2",
+        f"hydra.sweep.dir={tmp_path}",
+        timeout=TIMEOUT,
+        env=ENV,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "trials_per_job" in line]
     assert len(lines) == 1 and "trainer.devices=2" in lines[0]
@@ -160,14 +172,23 @@ def test_devices_with_trials_per_job_is_one_line_exit_2(tmp_path):
 
 # End to end: train.py on 2 processes.
 
+
 @pytest.mark.slow
 def test_two_processes_train_the_one_process_run(tmp_path):
     """Same objective, same per-group LR curve, same losses: batch 48 leaves an uneven last batch."""
     runs = {}
     for devices in (1, 2):
         out = tmp_path / f"d{devices}"
-        proc = run_train(*TINY, "trainer.epochs=3", "trainer.batch_size=48", f"trainer.devices={devices}",
-                         f"hydra.run.dir={out}", timeout=TIMEOUT, env=ENV, check=True)
+        proc = run_train(
+            *TINY,
+            "trainer.epochs=3",
+            "trainer.batch_size=48",
+            f"trainer.devices={devices}",
+            f"hydra.run.dir={out}",
+            timeout=TIMEOUT,
+            env=ENV,
+            check=True,
+        )
         runs[devices] = (yaml.safe_load((out / "status.yaml").read_text()), scalars(out), proc.stdout + proc.stderr)
     (one, curves1, _), (two, curves2, log2) = runs[1], runs[2]
     assert one["status"] == two["status"] == "complete"
@@ -182,9 +203,19 @@ def test_two_processes_train_the_one_process_run(tmp_path):
 
 @pytest.mark.slow
 def test_pruning_on_rank_0_stops_both_ranks_at_the_same_epoch(tmp_path):
-    run_train("-m", "search=lr", *TINY, "trainer.epochs=3", "trainer.devices=2", "hydra.sweeper.n_trials=1",
-              "hydra.sweeper.plots=false", "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:1.5}",
-              f"hydra.sweep.dir={tmp_path}", timeout=TIMEOUT, env=ENV)  # exits 1: no trial completed
+    run_train(
+        "-m",
+        "search=lr",
+        *TINY,
+        "trainer.epochs=3",
+        "trainer.devices=2",
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.plots=false",
+        "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:1.5}",
+        f"hydra.sweep.dir={tmp_path}",
+        timeout=TIMEOUT,
+        env=ENV,
+    )  # exits 1: no trial completed
     [row] = read_trials(tmp_path)
     assert row["state"] == "PRUNED" and "pruned after epoch 1/3" in row["failure_reason"]
     # rank 1 left the loop where rank 0 did: it ended cleanly, not by a failed collective or a kill
@@ -193,10 +224,20 @@ def test_pruning_on_rank_0_stops_both_ranks_at_the_same_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_a_rank_that_raises_fails_the_trial_and_the_sweep_goes_on(tmp_path):
-    run_train("-m", "search=lr", *TINY, *CUSTOM, "model._target_=distributed_parts.RaisesOnRankOne",
-              "trainer.devices=2", "hydra.sweeper.n_trials=2", "hydra.sweeper.max_consecutive_failures=2",
-              "hydra.sweeper.plots=false",
-              f"hydra.sweep.dir={tmp_path}", timeout=TIMEOUT, env=ENV)
+    run_train(
+        "-m",
+        "search=lr",
+        *TINY,
+        *CUSTOM,
+        "model._target_=distributed_parts.RaisesOnRankOne",
+        "trainer.devices=2",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.max_consecutive_failures=2",
+        "hydra.sweeper.plots=false",
+        f"hydra.sweep.dir={tmp_path}",
+        timeout=TIMEOUT,
+        env=ENV,
+    )
     rows = read_trials(tmp_path)
     assert [r["state"] for r in rows] == ["FAIL", "FAIL"]
     assert all("rank 1: ValueError: boom on rank 1" in r["failure_reason"] for r in rows)
@@ -206,21 +247,46 @@ def test_a_rank_that_raises_fails_the_trial_and_the_sweep_goes_on(tmp_path):
 
 @pytest.mark.slow
 def test_a_rank_that_dies_or_diverges_ends_every_rank(tmp_path):
-    died = run_train(*TINY, *CUSTOM, "model._target_=distributed_parts.DiesOnRankOne", "trainer.devices=2",
-                     f"hydra.run.dir={tmp_path / 'died'}", timeout=TIMEOUT, env=ENV)
+    died = run_train(
+        *TINY,
+        *CUSTOM,
+        "model._target_=distributed_parts.DiesOnRankOne",
+        "trainer.devices=2",
+        f"hydra.run.dir={tmp_path / 'died'}",
+        timeout=TIMEOUT,
+        env=ENV,
+    )
     status = yaml.safe_load((tmp_path / "died" / "status.yaml").read_text())
     assert died.returncode != 0 and "rank 1 died (exited with code 7)" in status["reason"]
     assert not any(alive(p) for p in started_pids(died.stdout + died.stderr))
-    diverged = run_train(*TINY, *CUSTOM, "model._target_=distributed_parts.DivergesOnRankOne", "trainer.devices=2",
-                         f"hydra.run.dir={tmp_path / 'nan'}", timeout=TIMEOUT, env=ENV)
+    diverged = run_train(
+        *TINY,
+        *CUSTOM,
+        "model._target_=distributed_parts.DivergesOnRankOne",
+        "trainer.devices=2",
+        f"hydra.run.dir={tmp_path / 'nan'}",
+        timeout=TIMEOUT,
+        env=ENV,
+    )
     status = yaml.safe_load((tmp_path / "nan" / "status.yaml").read_text())
     assert diverged.returncode == 3 and status["reason"].startswith("diverged at epoch 1/2, update 5/")
 
 
 @pytest.mark.slow
 def test_a_sweep_of_trials_on_two_devices_reaches_n_trials(tmp_path):
-    run_train("-m", "search=lr", *TINY, "trainer.devices=2", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none",
-              "hydra.sweeper.plots=false", f"hydra.sweep.dir={tmp_path}", timeout=2 * TIMEOUT, env=ENV, check=True)
+    run_train(
+        "-m",
+        "search=lr",
+        *TINY,
+        "trainer.devices=2",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.pruner=none",
+        "hydra.sweeper.plots=false",
+        f"hydra.sweep.dir={tmp_path}",
+        timeout=2 * TIMEOUT,
+        env=ENV,
+        check=True,
+    )
     rows = read_trials(tmp_path)
     assert len(rows) == 4 and all(r["state"] == "COMPLETE" for r in rows)
 
@@ -233,10 +299,26 @@ def test_a_users_torchrun_loop_reports_once_per_epoch_and_prunes(tmp_path):
     study = optuna.create_study(study_name="ddp", storage=open_storage(storage), direction="maximize")
     study.set_user_attr(keys.PRUNER, {"_target_": "optuna.pruners.ThresholdPruner", "upper": 2.9})
     number = study.ask().number
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-               str(REPO / "tests" / "apps" / "ddp_loop.py"), storage, "ddp", str(number), str(tmp_path)]
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT,
-                          env={**os.environ, **ENV, "PYTHONPATH": str(REPO)})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(REPO / "tests" / "apps" / "ddp_loop.py"),
+        storage,
+        "ddp",
+        str(number),
+        str(tmp_path),
+    ]
+    proc = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, **ENV, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["stopped"] for r in ranks] == [3, 3]

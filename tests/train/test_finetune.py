@@ -11,20 +11,19 @@ from typing import Any
 import optuna
 import pytest
 import torch
+from conftest import REPO, read_trials, run_train, trial_params
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import REPO, read_trials, run_train, trial_params
-from sweep.train import data as datasets
 from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups
-from sweep.train.loop import save_checkpoint, train
-from sweep.trial import Status
-from sweep.train.models import CNN, MLP, load_backbone
 from sweep.lr.optimizer import build_optimizer
 from sweep.lr.schedule import Schedule
 from sweep.search.space_hooks import finetune_space
-from sweep.trial import NoTrial
+from sweep.train import data as datasets
+from sweep.train.loop import save_checkpoint, train
+from sweep.train.models import CNN, MLP, load_backbone
+from sweep.trial import NoTrial, Status
 
 CONF = REPO / "conf"
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models on a small shared CPU: one BLAS thread is faster
@@ -41,6 +40,7 @@ def error_lines(proc) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the two experiments
+
 
 def test_finetune_reads_where_pretrain_writes_with_the_same_architecture():
     pre, ft = job_cfg("experiment=pretrain"), job_cfg("experiment=finetune")
@@ -60,6 +60,7 @@ def test_command_line_groups_replace_the_experiments_choice():
 
 
 # --------------------------------------------------------------------------- load_backbone
+
 
 def saved(tmp_path: Path, model: torch.nn.Module, name: str = "ckpt.pt") -> str:
     path = str(tmp_path / name)
@@ -90,11 +91,14 @@ def test_missing_and_unexpected_backbone_keys_are_reported(tmp_path, caplog):
     assert report == {"missing": [], "unexpected": ["backbone.4.weight", "backbone.4.bias"]}
 
 
-@pytest.mark.parametrize("src, dst", [
-    (lambda: CNN(64, 5, channels=(16, 32)), lambda: MLP(64, 5)),
-    (lambda: MLP(64, 5, hidden=(128,)), lambda: MLP(64, 5, hidden=(256, 256))),
-    (lambda: CNN(64, 5, channels=(16, 32)), lambda: CNN(64, 5, channels=(32, 64, 128))),
-])
+@pytest.mark.parametrize(
+    "src, dst",
+    [
+        (lambda: CNN(64, 5, channels=(16, 32)), lambda: MLP(64, 5)),
+        (lambda: MLP(64, 5, hidden=(128,)), lambda: MLP(64, 5, hidden=(256, 256))),
+        (lambda: CNN(64, 5, channels=(16, 32)), lambda: CNN(64, 5, channels=(32, 64, 128))),
+    ],
+)
 def test_a_checkpoint_of_another_architecture_is_an_error_naming_init_from(tmp_path, src, dst):
     with pytest.raises(ConfigError) as err:
         load_backbone(dst(), saved(tmp_path, src()))
@@ -138,6 +142,7 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
 
 # --------------------------------------------------------------------------- gradual unfreezing
 
+
 class Snapshots(NoTrial):
     """A trial handle that keeps the weights at every epoch's end (the loop reports each epoch)."""
 
@@ -146,8 +151,9 @@ class Snapshots(NoTrial):
         self.epochs: list[dict[str, Any]] = []
 
     def report(self, value: float, epoch: int) -> None:
-        self.epochs.append({"state": copy.deepcopy(self.model.state_dict()),
-                            "n_param_groups": len(self.optimizer.param_groups)})
+        self.epochs.append(
+            {"state": copy.deepcopy(self.model.state_dict()), "n_param_groups": len(self.optimizer.param_groups)}
+        )
 
 
 def groups_cfg(name: str, **overrides: Any) -> dict[str, Any]:
@@ -164,26 +170,37 @@ def changed(a: dict, b: dict, prefix: str) -> bool:
 @pytest.mark.parametrize("groups_name", ["backbone_head", "layer_decay"])
 def test_backbone_is_frozen_for_freeze_epochs_then_warms_up_and_trains(groups_name):
     freeze, epochs, warmup = 2, 5, 1
-    data = datasets.load({"name": "synthetic", "n_samples": 160, "n_features": 16, "n_classes": 4,
-                          "noise": 1.0, "val_fraction": 0.2, "seed": 0})
+    data = datasets.load(
+        {
+            "name": "synthetic",
+            "n_samples": 160,
+            "n_features": 16,
+            "n_classes": 4,
+            "noise": 1.0,
+            "val_fraction": 0.2,
+            "seed": 0,
+        }
+    )
     torch.manual_seed(0)
     model = MLP(16, 4, hidden=(16, 16))
     initial = copy.deepcopy(model.state_dict())
     groups = build_groups(model, groups_cfg(groups_name, freeze_epochs=freeze))
     # weight decay too: a frozen parameter must not decay either
-    optimizer = build_optimizer({"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.01},
-                                groups, False)
+    optimizer = build_optimizer({"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}, groups, False)
     batch_size = 32
     spe = -(-len(data.y_train) // batch_size)
-    schedule = Schedule({"name": "cosine", "floor": 0.0, "warmup_epochs": warmup, "warmup_start": 0.0},
-                        0.05, spe, epochs)
+    schedule = Schedule(
+        {"name": "cosine", "floor": 0.0, "warmup_epochs": warmup, "warmup_start": 0.0}, 0.05, spe, epochs
+    )
     lrs: list[dict[str, float]] = []
     optimizer.register_step_pre_hook(  # each update's LRs, as the step sees them
-        lambda opt, args, kwargs: lrs.append({pg["name"]: pg["lr"] for pg in opt.param_groups}))
+        lambda opt, args, kwargs: lrs.append({pg["name"]: pg["lr"] for pg in opt.param_groups})
+    )
     n_groups = len(optimizer.param_groups)
     trial = Snapshots(model, optimizer)
-    result = train(model, optimizer, schedule, data, {"seed": 0, "batch_size": batch_size, "epochs": epochs},
-                   None, trial)
+    result = train(
+        model, optimizer, schedule, data, {"seed": 0, "batch_size": batch_size, "epochs": epochs}, None, trial
+    )
     assert result.status == Status.COMPLETE and len(trial.epochs) == epochs
     states = [initial] + [e["state"] for e in trial.epochs]
     backbone_names = [g.name for g in groups if g.name != "head"]
@@ -195,8 +212,8 @@ def test_backbone_is_frozen_for_freeze_epochs_then_warms_up_and_trains(groups_na
     # the backbone's LR: 0 while frozen, then its own warmup from 0 over `warmup` epochs, from the unfreezing
     start = freeze * spe
     for name in backbone_names:
-        assert all(lr[name] == 0.0 for lr in lrs[:start + 1])
-        ramp = [lr[name] for lr in lrs[start:start + warmup * spe + 1]]
+        assert all(lr[name] == 0.0 for lr in lrs[: start + 1])
+        ramp = [lr[name] for lr in lrs[start : start + warmup * spe + 1]]
         assert ramp == sorted(ramp) and ramp[-1] > 0
         peak = max(lr[name] for lr in lrs)
         assert ramp[-1] == pytest.approx(peak)
@@ -207,6 +224,7 @@ def test_backbone_is_frozen_for_freeze_epochs_then_warms_up_and_trains(groups_na
 
 
 # --------------------------------------------------------------------------- search=finetune
+
 
 def ask(cfg, n: int = 1, params: dict | None = None) -> list[dict[str, Any]]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
@@ -221,11 +239,14 @@ def ask(cfg, n: int = 1, params: dict | None = None) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("groups, keys", [
-    ("single", set()),
-    ("backbone_head", {"groups.head_lr_mult"}),
-    ("layer_decay", {"groups.head_lr_mult", "groups.decay"}),
-])
+@pytest.mark.parametrize(
+    "groups, keys",
+    [
+        ("single", set()),
+        ("backbone_head", {"groups.head_lr_mult"}),
+        ("layer_decay", {"groups.head_lr_mult", "groups.decay"}),
+    ],
+)
 def test_finetune_space_searches_what_each_groups_setup_has(groups, keys):
     cfg = job_cfg("experiment=finetune", "search=finetune", f"groups={groups}", hydra=True)
     # 40 trials mix step and exponential schedules: one study must accept both gammas
@@ -239,13 +260,13 @@ def test_finetune_space_searches_what_each_groups_setup_has(groups, keys):
 
 
 def test_finetune_space_leaves_fixed_and_command_line_ranges_alone():
-    cfg = job_cfg("experiment=finetune", "search=finetune", "groups=layer_decay", "groups.head_lr_mult=7",
-                  hydra=True)
+    cfg = job_cfg("experiment=finetune", "search=finetune", "groups=layer_decay", "groups.head_lr_mult=7", hydra=True)
     (overrides,) = ask(cfg, 1, params={"groups.decay": (0.9, 1.0)})
     assert "groups.head_lr_mult" not in overrides and "groups.decay" not in overrides
 
 
 # --------------------------------------------------------------------------- end to end
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
@@ -301,14 +322,27 @@ def test_finetune_refuses_a_checkpoint_holding_a_pickled_object(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("groups, searched", [
-    ("single", {"optimizer.lr", "schedule"}),
-    ("layer_decay", {"optimizer.lr", "schedule", "groups.head_lr_mult", "groups.decay"}),
-])
+@pytest.mark.parametrize(
+    "groups, searched",
+    [
+        ("single", {"optimizer.lr", "schedule"}),
+        ("layer_decay", {"optimizer.lr", "schedule", "groups.head_lr_mult", "groups.decay"}),
+    ],
+)
 def test_finetune_sweep_runs_each_groups_setup(workdir, groups, searched):
     d = workdir / f"sweep-{groups}"
-    run_train("-m", "experiment=finetune", "search=finetune", f"groups={groups}", *TINY,
-              "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={d}", cwd=workdir, env=ONE_THREAD, check=True)
+    run_train(
+        "-m",
+        "experiment=finetune",
+        "search=finetune",
+        f"groups={groups}",
+        *TINY,
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={d}",
+        cwd=workdir,
+        env=ONE_THREAD,
+        check=True,
+    )
     rows = read_trials(d)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
     for r in rows:

@@ -31,8 +31,14 @@ def test_as_the_program_it_pauses_the_gc_and_ends_with_everything_flushed(tmp_pa
     script = tmp_path / "app.py"
     script.write_text(SCRIPT)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(script), str(out)], cwd=REPO, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO)}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     # GC off until start-up is done, then on again with start-up's objects frozen; stdout flushed,
     # and nothing after end_of_program ran
@@ -43,8 +49,10 @@ def test_as_the_program_it_pauses_the_gc_and_ends_with_everything_flushed(tmp_pa
 
 def test_inside_another_program_it_leaves_the_process_alone(tmp_path, capsys):
     script = tmp_path / "app.py"
-    script.write_text("import gc\nfrom sweep.train.process import end_of_program, pause_gc\npause_gc()\n"
-                      "print('gc on' if gc.isenabled() else 'gc off')\nend_of_program()\nprint('after')\n")
+    script.write_text(
+        "import gc\nfrom sweep.train.process import end_of_program, pause_gc\npause_gc()\n"
+        "print('gc on' if gc.isenabled() else 'gc off')\nend_of_program()\nprint('after')\n"
+    )
     frozen = gc.get_freeze_count()
     runpy.run_path(str(script), run_name="__main__")  # as IPython's %run or a test would: this process goes on
     assert capsys.readouterr().out == "gc on\nafter\n"

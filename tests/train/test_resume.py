@@ -12,9 +12,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import REPO
 from optuna.trial import TrialState
 
-from conftest import REPO
 from sweep.search import interruptions, keys, workers
 from sweep.search.storage import open_storage
 from sweep.train import resume
@@ -47,6 +47,7 @@ class StopAfter(NoTrial):
 
 def test_a_stopped_run_resumes_from_its_last_epoch_with_one_curve(tmp_path, one_thread):
     from conftest import composed
+
     from sweep.logs.tensorboard import RunWriter
     from sweep.train.build import build
     from sweep.train.loop import train
@@ -58,8 +59,9 @@ def test_a_stopped_run_resumes_from_its_last_epoch_with_one_curve(tmp_path, one_
         for handle in (StopAfter(2), NoTrial()):
             b = build(cfg)
             writer = RunWriter(str(tmp_path / "tensorboard"), sweep_dir=None)
-            runs.append(train(b.model, b.optimizer, b.schedule, b.data, b.settings["trainer"], writer, handle,
-                              resume=point))
+            runs.append(
+                train(b.model, b.optimizer, b.schedule, b.data, b.settings["trainer"], writer, handle, resume=point)
+            )
             writer.close()
             resume.clear_stop_request()
     finally:
@@ -172,8 +174,17 @@ def test_worker_identities_survive_a_requeue_and_a_rerun(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_sweep_killed_mid_trial_resumes_that_trial_when_run_again(tmp_path):
     d = tmp_path / "sweep"
-    command = [sys.executable, str(REPO / "train.py"), "search=lr", "data=synthetic", "trainer.epochs=150",
-               "trainer.threads=1", "hydra.sweeper.n_trials=2", "hydra.sweeper.plots=false", f"hydra.sweep.dir={d}"]
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "search=lr",
+        "data=synthetic",
+        "trainer.epochs=150",
+        "trainer.threads=1",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.plots=false",
+        f"hydra.sweep.dir={d}",
+    ]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (d / "0" / resume.RESUME_FILE).exists():

@@ -3,52 +3,52 @@ points, no host sync per update, data."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from conftest import FAST, REPO, composed, run_train
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import FAST, REPO, composed, run_train
-from sweep.train import checks as config
 from sweep.app.command_line import unknown_choice
-from sweep.train.data import Batches, load
 from sweep.errors import ConfigError
 from sweep.lr.groups import build_groups
-from sweep.train.build import build
-from sweep.train.loop import train
-from sweep.trial import Status
-from sweep.train.models import MLP
 from sweep.lr.optimizer import build_optimizer
 from sweep.lr.schedule import Schedule
-from sweep.trial import NoTrial
-
+from sweep.train import checks as config
+from sweep.train.build import build
+from sweep.train.data import Batches, load
+from sweep.train.loop import train
+from sweep.train.models import MLP
+from sweep.trial import NoTrial, Status
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("overrides, key", [
-    (["optimizer.lr=0"], "optimizer.lr"),
-    (["optimizer.lr=-0.1"], "optimizer.lr"),
-    (["schedule.gamma=1.5"], "schedule.gamma"),
-    (["schedule.gamma=0"], "schedule.gamma"),
-    (["schedule.step_size=0"], "schedule.step_size"),
-    (["schedule=multistep", "schedule.milestones=[5,2]"], "schedule.milestones"),
-    (["schedule=multistep", "schedule.milestones=[-1,2]"], "schedule.milestones"),
-    (["schedule=piecewise", "schedule.pieces=[]"], "schedule.pieces"),
-    (["schedule=piecewise", "schedule.pieces=[[3,0]]"], "schedule.pieces"),
-    (["groups.head_lr_mult=0"], "groups.head_lr_mult"),
-    (["model.init_from=/no/such/file.pt"], "model.init_from"),
-    (["trainer.device=tpu"], "trainer.device"),
-    (["schedule.warmup_epochs=50"], "schedule.warmup_epochs"),
-    (["objective.metric=val/f1"], "objective.metric"),
-    (["objective.metric=val/rmse"], "objective.metric"),  # classification has no rmse
-    (["trainer.sync_every=0"], "trainer.sync_every"),
-    (["task.label_smoothing=1.5"], "task.label_smoothing"),
-    (["data=csv"], "data.path"),
-    (["model=custom"], "model._target_"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["optimizer.lr=0"], "optimizer.lr"),
+        (["optimizer.lr=-0.1"], "optimizer.lr"),
+        (["schedule.gamma=1.5"], "schedule.gamma"),
+        (["schedule.gamma=0"], "schedule.gamma"),
+        (["schedule.step_size=0"], "schedule.step_size"),
+        (["schedule=multistep", "schedule.milestones=[5,2]"], "schedule.milestones"),
+        (["schedule=multistep", "schedule.milestones=[-1,2]"], "schedule.milestones"),
+        (["schedule=piecewise", "schedule.pieces=[]"], "schedule.pieces"),
+        (["schedule=piecewise", "schedule.pieces=[[3,0]]"], "schedule.pieces"),
+        (["groups.head_lr_mult=0"], "groups.head_lr_mult"),
+        (["model.init_from=/no/such/file.pt"], "model.init_from"),
+        (["trainer.device=tpu"], "trainer.device"),
+        (["schedule.warmup_epochs=50"], "schedule.warmup_epochs"),
+        (["objective.metric=val/f1"], "objective.metric"),
+        (["objective.metric=val/rmse"], "objective.metric"),  # classification has no rmse
+        (["trainer.sync_every=0"], "trainer.sync_every"),
+        (["task.label_smoothing=1.5"], "task.label_smoothing"),
+        (["data=csv"], "data.path"),
+        (["model=custom"], "model._target_"),
+    ],
+)
 def test_bad_settings_are_rejected_before_training(overrides, key):
     with pytest.raises(ConfigError) as err:
         config.validate(composed(*overrides))
@@ -65,14 +65,25 @@ def test_unknown_schedule_or_optimizer_is_one_line_naming_the_options():
     conf = str(REPO / "conf")
     assert unknown_choice(["schedule=foo"], conf) == (
         "error: schedule='foo' is not allowed: one of constant, cosine, exponential, linear, multistep, "
-        "onecycle, piecewise, plateau, poly, step")
+        "onecycle, piecewise, plateau, poly, step"
+    )
     assert "one of adam, adamw, sgd" in unknown_choice(["optimizer=rmsprop"], conf)
     assert unknown_choice(["schedule=cosine", "optimizer.lr=0.1", "schedule=choice(step,cosine)"], conf) is None
 
 
 def test_every_shipped_config_combination_validates():
-    for schedule in ("constant", "step", "multistep", "exponential", "piecewise", "cosine", "linear", "poly",
-                     "onecycle", "plateau"):
+    for schedule in (
+        "constant",
+        "step",
+        "multistep",
+        "exponential",
+        "piecewise",
+        "cosine",
+        "linear",
+        "poly",
+        "onecycle",
+        "plateau",
+    ):
         for opt in ("sgd", "adam", "adamw"):
             config.validate(composed(f"schedule={schedule}", f"optimizer={opt}"))
 
@@ -134,8 +145,15 @@ def test_default_job_writes_lr_per_group_metrics_hparams_and_a_checkpoint(tmp_pa
 
 @pytest.mark.slow
 def test_issue_example_command_runs(tmp_path):
-    run_train("optimizer=adamw", "schedule=cosine", "optimizer.lr=3e-4", "groups.head_lr_mult=10",
-              "trainer.epochs=2", f"hydra.run.dir={tmp_path}", check=True)
+    run_train(
+        "optimizer=adamw",
+        "schedule=cosine",
+        "optimizer.lr=3e-4",
+        "groups.head_lr_mult=10",
+        "trainer.epochs=2",
+        f"hydra.run.dir={tmp_path}",
+        check=True,
+    )
     _, s = scalars(tmp_path / "tensorboard")
     head, backbone = dict(s["lr/head"]), dict(s["lr/backbone"])
     assert head[0] == pytest.approx(3e-3) and backbone[0] == pytest.approx(3e-4)
@@ -170,6 +188,7 @@ def test_cfg_job_prints_the_composed_config():
 
 
 # --------------------------------------------------------------------------- the loop
+
 
 def tiny_run(lr: float, epochs: int = 3, **trainer):
     data = load({"name": "synthetic", "n_samples": 320, "n_features": 8, "n_classes": 3, "seed": 0})
@@ -220,8 +239,13 @@ def test_the_last_epoch_is_not_a_pruning_point():
 
 
 def test_group_table_shows_the_lr_of_the_first_update():
-    cfg = composed("schedule=piecewise", "schedule.pieces=[[2,0.2],[2,0.02]]", "optimizer.lr=0.05",
-                   "data=synthetic", "trainer.epochs=4")
+    cfg = composed(
+        "schedule=piecewise",
+        "schedule.pieces=[[2,0.2],[2,0.02]]",
+        "optimizer.lr=0.05",
+        "data=synthetic",
+        "trainer.epochs=4",
+    )
     table = build(cfg).table
     head_row = next(line for line in table.splitlines() if line.startswith("head"))
     backbone_row = next(line for line in table.splitlines() if line.startswith("backbone"))
@@ -230,8 +254,13 @@ def test_group_table_shows_the_lr_of_the_first_update():
 
 def test_settings_are_resolved_once_with_what_the_data_told():
     """The run reads its settings as plain data; every node that reads data sizes sees the filled ones."""
-    cfg = composed("data=synthetic", "trainer.epochs=2", "+extra.width=${data.num_outputs}",
-                   "+extra.fallback=${oc.select:data.num_features,1}", "+extra.chained=${model.num_classes}")
+    cfg = composed(
+        "data=synthetic",
+        "trainer.epochs=2",
+        "+extra.width=${data.num_outputs}",
+        "+extra.fallback=${oc.select:data.num_features,1}",
+        "+extra.chained=${model.num_classes}",
+    )
     b = build(cfg)
     s = b.settings
     assert isinstance(s["model"], dict) and isinstance(s["trainer"], dict)
@@ -241,18 +270,21 @@ def test_settings_are_resolved_once_with_what_the_data_told():
     assert s["objective"]["direction"] == "maximize"  # ${lr_sweep.direction:${objective.metric}}
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: this machine has none "
-                    "(torch.cuda.is_available() is False); runs on a GPU machine")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="needs a CUDA device: this machine has none (torch.cuda.is_available() is False); runs on a GPU machine",
+)
 def test_no_host_sync_between_sync_points_on_cuda():
     """An epoch under torch.cuda.set_sync_debug_mode('error') between the loop's sync points: any
     hidden .item() or blocking copy in an update raises."""
-    model, optimizer, schedule, data, trainer = tiny_run(0.05, epochs=2, sync_every=5, sync_debug=True,
-                                                         precision="32")
+    model, optimizer, schedule, data, trainer = tiny_run(0.05, epochs=2, sync_every=5, sync_debug=True, precision="32")
     device = torch.device("cuda")
     model.to(device)
-    optimizer = build_optimizer({"name": "sgd", "lr": 0.05, "momentum": 0.9},
-                                build_groups(model, {"name": "single", "rules": [{"name": "all", "pattern": "*"}]}),
-                                False)
+    optimizer = build_optimizer(
+        {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        build_groups(model, {"name": "single", "rules": [{"name": "all", "pattern": "*"}]}),
+        False,
+    )
     try:
         result = train(model, optimizer, schedule, data, trainer, None)
     finally:

@@ -11,26 +11,31 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import user_parts
+from conftest import REPO, composed, run_train
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import user_parts
-from conftest import REPO, composed, run_train
-from sweep.train import data as datasets
 from sweep.errors import ConfigError
+from sweep.resolvers import direction_of
+from sweep.train import data as datasets
 from sweep.train.build import build
 from sweep.train.job import train_job
 from sweep.train.loop import batch_loss, train_batches
 from sweep.train.models import build_model, load_backbone, parse_prefix
-from sweep.resolvers import direction_of
 from sweep.train.task import Task, build_task, output_of
 
 TESTS = str(REPO / "tests")
 USER_ENV = {"PYTHONPATH": TESTS, "OMP_NUM_THREADS": "1"}  # user_parts importable, as a user's package would be
 TINY = ["trainer.epochs=2", "trainer.threads=1"]
-CUSTOM = ["model=custom", "model._target_=user_parts.Net", "data=custom", "data._target_=user_parts.blobs",
-          "groups=single"]
+CUSTOM = [
+    "model=custom",
+    "model._target_=user_parts.Net",
+    "data=custom",
+    "data._target_=user_parts.blobs",
+    "groups=single",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,6 +60,7 @@ def houses(path: Path, n: int = 400, seed: int = 0) -> tuple[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- task
 
+
 def test_model_output_may_be_a_tensor_a_tuple_or_have_logits():
     t = torch.randn(4, 3)
     assert output_of(t) is t and output_of((t, "aux")) is t and output_of(SimpleNamespace(logits=t)) is t
@@ -75,8 +81,10 @@ def test_diabetes_selects_regression_and_a_minimised_rmse_in_sweeps_too():
         cfg = compose(config_name="train", overrides=["data=diabetes", "search=lr"], return_hydra_config=True)
         assert cfg.task.name == "regression" and cfg.objective.metric == "val/rmse"
         assert cfg.hydra.sweeper.direction == "minimize"
-        assert compose(config_name="train", overrides=["data=diabetes", "task=classification"]).task.name \
-            == "classification"  # the command line wins
+        assert (
+            compose(config_name="train", overrides=["data=diabetes", "task=classification"]).task.name
+            == "classification"
+        )  # the command line wins
 
 
 def test_regression_loss_uses_the_standardised_target_and_rmse_its_units():
@@ -102,6 +110,7 @@ def test_label_smoothing_and_a_custom_loss():
 
 # --------------------------------------------------------------------------- data
 
+
 def test_csv_features_are_standardised_with_training_statistics_and_labels_become_indices(tmp_path):
     rng = np.random.default_rng(1)
     rows = [[float(rng.normal(50, 10)), float(rng.normal(-3, 0.1)), ["cat", "dog", "eel"][i % 3]] for i in range(90)]
@@ -121,14 +130,17 @@ def test_csv_regression_target_keeps_its_units(tmp_path):
     assert data.y_train.abs().mean() > 1e4
 
 
-@pytest.mark.parametrize("cfg, key, says", [
-    ({"name": "csv", "path": "/no/such.csv", "target": "price"}, "data.path", "existing CSV"),
-    ({"name": "custom", "_target_": "user_parts.nothing_here"}, "data._target_", "has no nothing_here"),
-    ({"name": "custom", "_target_": "no_such_package.fn"}, "data._target_", "no module no_such_package"),
-    ({"name": "custom", "_target_": "user_parts.only_one"}, "data._target_", "returns (train, val)"),
-    ({"name": "custom", "_target_": "user_parts.bare_items"}, "data._target_", "(input, target) pairs"),
-    ({"name": "custom", "_target_": "user_parts.blobs", "colour": "red"}, "data._target_", "colour"),
-])
+@pytest.mark.parametrize(
+    "cfg, key, says",
+    [
+        ({"name": "csv", "path": "/no/such.csv", "target": "price"}, "data.path", "existing CSV"),
+        ({"name": "custom", "_target_": "user_parts.nothing_here"}, "data._target_", "has no nothing_here"),
+        ({"name": "custom", "_target_": "no_such_package.fn"}, "data._target_", "no module no_such_package"),
+        ({"name": "custom", "_target_": "user_parts.only_one"}, "data._target_", "returns (train, val)"),
+        ({"name": "custom", "_target_": "user_parts.bare_items"}, "data._target_", "(input, target) pairs"),
+        ({"name": "custom", "_target_": "user_parts.blobs", "colour": "red"}, "data._target_", "colour"),
+    ],
+)
 def test_bad_data_is_a_config_error_naming_the_key(cfg, key, says):
     with pytest.raises(ConfigError) as err:
         datasets.load(cfg)
@@ -171,6 +183,7 @@ def test_sklearn_tables_read_without_importing_sklearn():
 
 # --------------------------------------------------------------------------- models
 
+
 def test_custom_model_gets_only_the_configured_arguments():
     net = build_model({"_target_": "user_parts.Net", "width": 5, "init_from": None, "init_prefix": None})
     assert net.features[0].out_features == 5 and net.features[0].in_features == 8  # its own default
@@ -185,12 +198,15 @@ def test_shipped_models_get_the_data_sizes_by_interpolation():
     assert cfg.data.num_classes == 3 and cfg.data.num_features == 4  # written into the config
 
 
-@pytest.mark.parametrize("spec, pairs", [
-    ("backbone.", {"backbone.": "backbone."}),
-    ("encoder.:features.", {"encoder.": "features."}),
-    (None, {"": ""}),
-    ({"enc.": "features.", "cls.": "classifier."}, {"enc.": "features.", "cls.": "classifier."}),
-])
+@pytest.mark.parametrize(
+    "spec, pairs",
+    [
+        ("backbone.", {"backbone.": "backbone."}),
+        ("encoder.:features.", {"encoder.": "features."}),
+        (None, {"": ""}),
+        ({"enc.": "features.", "cls.": "classifier."}, {"enc.": "features.", "cls.": "classifier."}),
+    ],
+)
 def test_init_prefix_syntax(spec, pairs):
     assert parse_prefix(spec) == pairs
 
@@ -212,6 +228,7 @@ def test_init_from_a_plain_state_dict_with_a_prefix_mapping(tmp_path):
 
 # --------------------------------------------------------------------------- end to end
 
+
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
@@ -230,16 +247,35 @@ def test_own_model_and_datasets_train_end_to_end(tmp_path):
     assert set(state) == {"features.0.weight", "features.0.bias", "classifier.weight", "classifier.bias"}
     assert state["features.0.weight"].shape == (16, 8)
     # the checkpoint of the user's model starts another run of it
-    proc = run_train(*CUSTOM, "+model.width=16", *TINY, f"model.init_from={out / 'checkpoint.pt'}",
-                     "model.init_prefix=features.", f"hydra.run.dir={tmp_path / 'again'}", env=USER_ENV, check=True)
+    proc = run_train(
+        *CUSTOM,
+        "+model.width=16",
+        *TINY,
+        f"model.init_from={out / 'checkpoint.pt'}",
+        "model.init_prefix=features.",
+        f"hydra.run.dir={tmp_path / 'again'}",
+        env=USER_ENV,
+        check=True,
+    )
     assert "loaded 2 tensors (features. -> features.)" in (tmp_path / "again" / "train.log").read_text()
 
 
 @pytest.mark.slow
 def test_dict_inputs_and_logits_outputs_end_to_end(tmp_path):
-    run_train("model=custom", "model._target_=user_parts.DictNet", "+model.out=logits", "data=custom",
-              "data._target_=user_parts.blobs", "+data.as_dict=true", "data.num_workers=1", "groups=single",
-              *TINY, f"hydra.run.dir={tmp_path}", env=USER_ENV, check=True)
+    run_train(
+        "model=custom",
+        "model._target_=user_parts.DictNet",
+        "+model.out=logits",
+        "data=custom",
+        "data._target_=user_parts.blobs",
+        "+data.as_dict=true",
+        "data.num_workers=1",
+        "groups=single",
+        *TINY,
+        f"hydra.run.dir={tmp_path}",
+        env=USER_ENV,
+        check=True,
+    )
     assert OmegaConf.load(tmp_path / "status.yaml").value > 0.8
 
 
@@ -247,8 +283,18 @@ def test_dict_inputs_and_logits_outputs_end_to_end(tmp_path):
 def test_csv_regression_reports_rmse_in_the_targets_units(tmp_path):
     path, price = houses(tmp_path / "houses.csv")
     out = tmp_path / "job"
-    run_train("data=csv", f"data.path={path}", "data.target=price", "task=regression", "trainer.epochs=15",
-              "trainer.threads=1", "optimizer.lr=0.01", f"hydra.run.dir={out}", env=USER_ENV, check=True)
+    run_train(
+        "data=csv",
+        f"data.path={path}",
+        "data.target=price",
+        "task=regression",
+        "trainer.epochs=15",
+        "trainer.threads=1",
+        "optimizer.lr=0.01",
+        f"hydra.run.dir={out}",
+        env=USER_ENV,
+        check=True,
+    )
     s = scalars(out / "tensorboard")
     rmse = [v for _, v in s["val/rmse"]]
     assert "val/acc" not in s and len(rmse) == 15
@@ -259,10 +305,15 @@ def test_csv_regression_reports_rmse_in_the_targets_units(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, metric, at_least, at_most", [
-    ("wine", "val/acc", 0.8, 1.0), ("iris", "val/acc", 0.6, 1.0), ("breast_cancer", "val/acc", 0.8, 1.0),
-    ("diabetes", "val/rmse", 30.0, 100.0),
-])
+@pytest.mark.parametrize(
+    "name, metric, at_least, at_most",
+    [
+        ("wine", "val/acc", 0.8, 1.0),
+        ("iris", "val/acc", 0.6, 1.0),
+        ("breast_cancer", "val/acc", 0.8, 1.0),
+        ("diabetes", "val/rmse", 30.0, 100.0),
+    ],
+)
 def test_sklearn_tables_smoke(tmp_path, monkeypatch, name, metric, at_least, at_most):
     """Smoke runs: each table trains a few epochs in-process and its metric is in a sane range."""
     monkeypatch.chdir(tmp_path)
@@ -272,14 +323,17 @@ def test_sklearn_tables_smoke(tmp_path, monkeypatch, name, metric, at_least, at_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, says", [
-    (["data=custom", "data._target_=user_parts.nope"], "data._target_='user_parts.nope'"),
-    (["data=custom", "data._target_=user_parts.only_one"], "returns (train, val)"),
-    (["data=custom", "data._target_=user_parts.bare_items"], "(input, target) pairs"),
-    (["model=custom", "model._target_=no_pkg.Net"], "model._target_='no_pkg.Net'"),
-    (["data=csv", "data.path=CSV", "data.target=cost", "task=regression"], "rooms, area, age, district, price"),
-    (["data=csv", "data.path=/no/such/file.csv", "data.target=price"], "data.path='/no/such/file.csv'"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["data=custom", "data._target_=user_parts.nope"], "data._target_='user_parts.nope'"),
+        (["data=custom", "data._target_=user_parts.only_one"], "returns (train, val)"),
+        (["data=custom", "data._target_=user_parts.bare_items"], "(input, target) pairs"),
+        (["model=custom", "model._target_=no_pkg.Net"], "model._target_='no_pkg.Net'"),
+        (["data=csv", "data.path=CSV", "data.target=cost", "task=regression"], "rooms, area, age, district, price"),
+        (["data=csv", "data.path=/no/such/file.csv", "data.target=price"], "data.path='/no/such/file.csv'"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2_before_training(tmp_path, args, says):
     path, _ = houses(tmp_path / "houses.csv", n=20)
     args = [a.replace("data.path=CSV", f"data.path={path}") for a in args]
@@ -297,8 +351,16 @@ def test_init_from_a_plain_state_dict_end_to_end(tmp_path):
     path = tmp_path / "pretrained.pt"
     torch.save({f"encoder.{k}": v for k, v in src.features.state_dict().items()}, path)
     out = tmp_path / "job"
-    run_train(*CUSTOM, "+model.width=16", *TINY, f"model.init_from={path}", "model.init_prefix=encoder.:features.",
-              f"hydra.run.dir={out}", env=USER_ENV, check=True)
+    run_train(
+        *CUSTOM,
+        "+model.width=16",
+        *TINY,
+        f"model.init_from={path}",
+        "model.init_prefix=encoder.:features.",
+        f"hydra.run.dir={out}",
+        env=USER_ENV,
+        check=True,
+    )
     log = (out / "train.log").read_text()
     assert "loaded 2 tensors (encoder. -> features.); missing none; unexpected none" in log
 

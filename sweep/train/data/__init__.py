@@ -17,15 +17,36 @@ One job per module: `_kinds` (the two kinds), `_tables` (the shipped sets and th
 `_batches` (batches on the device).
 """
 
-from sweep.train.data._batches import (Batches, DeviceLoader, steps_per_epoch, to_device, train_batches,
-                                       train_targets, val_batches)
+from sweep.train.data._batches import (
+    Batches,
+    DeviceLoader,
+    steps_per_epoch,
+    to_device,
+    train_batches,
+    train_targets,
+    val_batches,
+)
 from sweep.train.data._kinds import CLASSIFICATION, REGRESSION, TensorData, TrainValData, UserDatasets
 from sweep.train.data._load import DATASETS, load, validate
 from sweep.train.data._tables import SKLEARN_TABLES
 from sweep.train.data._user import OWN_KEYS
 
 __all__ = [
-    "CLASSIFICATION", "DATASETS", "OWN_KEYS", "REGRESSION", "SKLEARN_TABLES", "Batches", "DeviceLoader",
-    "TensorData", "TrainValData", "UserDatasets", "load", "steps_per_epoch", "to_device", "train_batches",
-    "train_targets", "val_batches", "validate",
+    "CLASSIFICATION",
+    "DATASETS",
+    "OWN_KEYS",
+    "REGRESSION",
+    "SKLEARN_TABLES",
+    "Batches",
+    "DeviceLoader",
+    "TensorData",
+    "TrainValData",
+    "UserDatasets",
+    "load",
+    "steps_per_epoch",
+    "to_device",
+    "train_batches",
+    "train_targets",
+    "val_batches",
+    "validate",
 ]

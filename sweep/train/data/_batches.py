@@ -10,7 +10,8 @@ copied without blocking from pinned memory.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -38,8 +39,16 @@ class Batches:
     data stays on the host, and each batch is copied without blocking from pinned memory on CUDA.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-                 shuffle: bool, on_device_max_mb: float, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool,
+        on_device_max_mb: float,
+        generator: torch.Generator | None = None,
+    ):
         self.on_device = (x.numel() * x.element_size()) / 2**20 <= on_device_max_mb
         self.x, self.y = (x.to(device), y.to(device)) if self.on_device else (x, y)
         self.device, self.batch_size, self.shuffle, self.generator = device, batch_size, shuffle, generator
@@ -55,9 +64,9 @@ class Batches:
             order = order.pin_memory().to(self.device, non_blocking=True) if self.pin else order.to(self.device)
         for i in range(0, n, self.batch_size):
             if order is None:
-                xb, yb = self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+                xb, yb = self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
             else:
-                idx = order[i:i + self.batch_size]
+                idx = order[i : i + self.batch_size]
                 xb, yb = self.x[idx], self.y[idx]
             if not self.on_device:
                 if self.pin:
@@ -86,26 +95,40 @@ def _pin(setting: bool | str, device: torch.device) -> bool:
     return device.type == "cuda" if setting == "auto" else bool(setting)
 
 
-def train_batches(data: TrainValData, batch_size: int, device: torch.device, seed: int,
-                  on_device_max_mb: float = 256) -> Batches | DeviceLoader:
+def train_batches(
+    data: TrainValData, batch_size: int, device: torch.device, seed: int, on_device_max_mb: float = 256
+) -> Batches | DeviceLoader:
     """The training batches of one run, reshuffled each epoch from `seed`; `len()` is the
     number of updates per epoch."""
     generator = torch.Generator().manual_seed(int(seed))
     if isinstance(data, TensorData):
         return Batches(data.x_train, data.y_train, batch_size, device, True, on_device_max_mb, generator)
-    loader = DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator,
-                        num_workers=data.num_workers, pin_memory=_pin(data.pin_memory, device),
-                        persistent_workers=data.num_workers > 0)
+    loader = DataLoader(
+        data.train,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=data.num_workers,
+        pin_memory=_pin(data.pin_memory, device),
+        persistent_workers=data.num_workers > 0,
+    )
     return DeviceLoader(loader, device)
 
 
-def val_batches(data: TrainValData, device: torch.device, batch_size: int = 4096,
-                on_device_max_mb: float = 256) -> Batches | DeviceLoader:
+def val_batches(
+    data: TrainValData, device: torch.device, batch_size: int = 4096, on_device_max_mb: float = 256
+) -> Batches | DeviceLoader:
     """The validation batches, in order."""
     if isinstance(data, TensorData):
         return Batches(data.x_val, data.y_val, batch_size, device, False, on_device_max_mb)
-    loader = DataLoader(data.val, batch_size=batch_size, shuffle=False, num_workers=data.num_workers,
-                        pin_memory=_pin(data.pin_memory, device), persistent_workers=data.num_workers > 0)
+    loader = DataLoader(
+        data.val,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=data.num_workers,
+        pin_memory=_pin(data.pin_memory, device),
+        persistent_workers=data.num_workers > 0,
+    )
     return DeviceLoader(loader, device)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -53,9 +54,13 @@ def csv_arrays(cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
     task = cfg.get("task")
     if any(v is None for v in y_num) or task == CLASSIFICATION:
         if task == CLASSIFICATION and all(v is not None for v in y_num):
-            check(all(v.is_integer() for v in y_num if v is not None), "task", task,
-                  f"task=regression for the numeric target '{target}' "
-                  "(classification needs class labels: strings or integers)")
+            check(
+                all(v.is_integer() for v in y_num if v is not None),
+                "task",
+                task,
+                f"task=regression for the numeric target '{target}' "
+                "(classification needs class labels: strings or integers)",
+            )
         labels = sorted(set(columns[target]), key=lambda s: (_number(s) is None, _number(s) or 0.0, s))
         index = {label: i for i, label in enumerate(labels)}
         log.info("data.target %s: %d classes %s", target, len(labels), labels[:10])

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sweep.errors import check
 from sweep.train.data._csv_file import csv_arrays
 from sweep.train.data._kinds import CLASSIFICATION, REGRESSION, TrainValData
-from sweep.train.data._tables import (SKLEARN_TABLES, diabetes_arrays, digits_arrays, sklearn_table, split,
-                                      standardised_split, synthetic_arrays)
+from sweep.train.data._tables import (
+    SKLEARN_TABLES,
+    diabetes_arrays,
+    digits_arrays,
+    sklearn_table,
+    split,
+    standardised_split,
+    synthetic_arrays,
+)
 from sweep.train.data._user import user_data
 
 DATASETS = ("digits", "synthetic", *SKLEARN_TABLES, "diabetes", "csv", "custom")
@@ -23,8 +31,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
     check(isinstance(vf, (int, float)) and 0 < vf < 1, "data.val_fraction", vf, "a fraction in (0, 1)")
     classes = cfg.get("classes")
     if name == "digits" and classes:
-        check(len(classes) >= 2 and set(classes) <= set(range(10)), "data.classes", list(classes),
-              "a list of at least two digits in 0-9")
+        check(
+            len(classes) >= 2 and set(classes) <= set(range(10)),
+            "data.classes",
+            list(classes),
+            "a list of at least two digits in 0-9",
+        )
     workers = cfg.get("num_workers", 0)
     check(isinstance(workers, int) and workers >= 0, "data.num_workers", workers, "an integer >= 0")
     pin = cfg.get("pin_memory", "auto")
@@ -35,8 +47,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
         check(bool(cfg.get("target")), "data.target", cfg.get("target"), "the name of the CSV's target column")
     if name == "custom":
         target = cfg.get("_target_")
-        check(isinstance(target, str) and bool(target) and target != "???", "data._target_", target,
-              "an import path of a callable returning (train, val) datasets")
+        check(
+            isinstance(target, str) and bool(target) and target != "???",
+            "data._target_",
+            target,
+            "an import path of a callable returning (train, val) datasets",
+        )
 
 
 def load(cfg: Mapping[str, Any]) -> TrainValData:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ def _sklearn_file(name: str) -> Path:
     return Path(list(locations)[0]) / "datasets" / "data" / name
 
 
-@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process, not per trial
+@functools.cache  # the shipped files: parsed once per process, not per trial
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """Scikit-learn's 8x8 digits, pixels scaled to [0, 1]."""
     with gzip.open(_sklearn_file("digits.csv.gz"), "rt") as f:
@@ -35,7 +36,7 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1] / 16.0, table[:, -1].astype(np.int64)
 
 
-@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process, not per trial
+@functools.cache  # the shipped files: parsed once per process, not per trial
 def sklearn_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     """wine, breast_cancer, iris: a header line `n_samples,n_features,class names...`, then rows
     of features and the class index."""
@@ -44,7 +45,7 @@ def sklearn_table(name: str) -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].astype(np.float32), table[:, -1].astype(np.int64)
 
 
-@functools.lru_cache(maxsize=None)  # the shipped files: parsed once per process, not per trial
+@functools.cache  # the shipped files: parsed once per process, not per trial
 def diabetes_arrays() -> tuple[np.ndarray, np.ndarray]:
     """Scikit-learn's diabetes regression set, unscaled; the target is in its own units."""
     x = np.loadtxt(_sklearn_file("diabetes_data_raw.csv.gz"), dtype=np.float32)
@@ -63,6 +64,7 @@ def synthetic_arrays(cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- splitting
+
 
 def _split_indices(n: int, cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(cfg.get("seed", 0))

@@ -4,7 +4,8 @@ callable that takes the configured keywords and returns two non-empty map-style 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
@@ -14,19 +15,35 @@ from sweep.train.data._kinds import CLASSIFICATION, REGRESSION, TensorData, Trai
 from sweep.train.user_code import check_arguments, import_object
 
 # keys of the data config that lr-sweep reads; the others are keyword arguments of `data._target_`
-OWN_KEYS = ("name", "_target_", "num_workers", "pin_memory", "on_device_max_mb", "num_features",
-            "num_classes", "num_outputs", "val_fraction", "seed", "task")
+OWN_KEYS = (
+    "name",
+    "_target_",
+    "num_workers",
+    "pin_memory",
+    "on_device_max_mb",
+    "num_features",
+    "num_classes",
+    "num_outputs",
+    "val_fraction",
+    "seed",
+    "task",
+)
 
 
 def _check_item(ds: Any, which: str, target: object) -> tuple[Any, Any]:
     try:
         item = ds[0]
     except Exception as err:  # noqa: BLE001
-        raise ConfigError("data._target_", target, f"datasets whose items can be read; {which}[0] raised "
-                          f"{type(err).__name__}: {err}") from None
-    check(isinstance(item, (tuple, list)) and len(item) == 2, "data._target_", target,
-          f"datasets whose items are (input, target) pairs; {which}[0] is a {type(item).__name__}"
-          + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""))
+        raise ConfigError(
+            "data._target_", target, f"datasets whose items can be read; {which}[0] raised {type(err).__name__}: {err}"
+        ) from None
+    check(
+        isinstance(item, (tuple, list)) and len(item) == 2,
+        "data._target_",
+        target,
+        f"datasets whose items are (input, target) pairs; {which}[0] is a {type(item).__name__}"
+        + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""),
+    )
     return item[0], item[1]
 
 
@@ -43,11 +60,18 @@ def _made(cfg: Mapping[str, Any]) -> tuple[Any, Any]:
     kwargs = {k: v for k, v in cfg.items() if k not in OWN_KEYS}
     check_arguments("data._target_", target, fn, kwargs)
     made = fn(**kwargs)
-    ok = isinstance(made, (tuple, list)) and len(made) == 2 and all(
-        hasattr(d, "__getitem__") and hasattr(d, "__len__") for d in made)
-    check(ok, "data._target_", target,
-          f"a callable that returns (train, val) map-style datasets; it returned a {type(made).__name__}"
-          + (f" of length {len(made)}" if isinstance(made, (tuple, list)) else ""))
+    ok = (
+        isinstance(made, (tuple, list))
+        and len(made) == 2
+        and all(hasattr(d, "__getitem__") and hasattr(d, "__len__") for d in made)
+    )
+    check(
+        ok,
+        "data._target_",
+        target,
+        f"a callable that returns (train, val) map-style datasets; it returned a {type(made).__name__}"
+        + (f" of length {len(made)}" if isinstance(made, (tuple, list)) else ""),
+    )
     train, val = made
     check(len(train) > 0 and len(val) > 0, "data._target_", target, "non-empty train and val datasets")
     return train, val
@@ -79,5 +103,6 @@ def user_data(cfg: Mapping[str, Any]) -> TrainValData:
         if num_classes is None and kind == CLASSIFICATION:
             num_classes = int(max(pair_train[1].max(), pair_val[1].max())) + 1
         return TensorData(*pair_train, *pair_val, num_classes, kind or CLASSIFICATION)
-    return UserDatasets(train, val, num_features, num_classes, kind, int(cfg.get("num_workers", 0)),
-                        cfg.get("pin_memory", "auto"))
+    return UserDatasets(
+        train, val, num_features, num_classes, kind, int(cfg.get("num_workers", 0)), cfg.get("pin_memory", "auto")
+    )

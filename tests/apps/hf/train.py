@@ -39,15 +39,29 @@ def main(cfg: DictConfig) -> float:
     model = transformers.BertForSequenceClassification(transformers.BertConfig(**cfg.model))
     out = HydraConfig.get().runtime.output_dir
     args = transformers.TrainingArguments(
-        output_dir=out, num_train_epochs=cfg.training.epochs, per_device_train_batch_size=cfg.training.batch_size,
-        eval_strategy="epoch", save_strategy="epoch", logging_strategy="no", report_to=[], use_cpu=True,
-        disable_tqdm=True, seed=cfg.seed)
+        output_dir=out,
+        num_train_epochs=cfg.training.epochs,
+        per_device_train_batch_size=cfg.training.batch_size,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=cfg.seed,
+    )
     train = Tokens(cfg.data.n_train, 0, cfg.model.vocab_size)
     trainer = transformers.Trainer(
-        model=model, args=args, train_dataset=train, eval_dataset=Tokens(cfg.data.n_eval, 1, cfg.model.vocab_size),
-        compute_metrics=accuracy, callbacks=[sweep.hf.LRSweepCallback(cfg, monitor=cfg.optimized_metric)],
-        optimizers=sweep.hf.optimizers(model, cfg.training.optimizer, cfg.training.groups, cfg.training.schedule,
-                                       args=args, train_dataset=train))
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=Tokens(cfg.data.n_eval, 1, cfg.model.vocab_size),
+        compute_metrics=accuracy,
+        callbacks=[sweep.hf.LRSweepCallback(cfg, monitor=cfg.optimized_metric)],
+        optimizers=sweep.hf.optimizers(
+            model, cfg.training.optimizer, cfg.training.groups, cfg.training.schedule, args=args, train_dataset=train
+        ),
+    )
     trainer.train()
     evaluations = [entry for entry in trainer.state.log_history if cfg.optimized_metric in entry]
     value = float(evaluations[-1][cfg.optimized_metric])  # the last evaluation's

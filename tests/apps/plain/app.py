@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="app")
 def main(cfg: DictConfig) -> float:
-    value = -(math.log10(cfg.opt.lr) + 2) ** 2 - 0.01 * cfg.run.steps  # best near lr=1e-2
+    value = -((math.log10(cfg.opt.lr) + 2) ** 2) - 0.01 * cfg.run.steps  # best near lr=1e-2
     OmegaConf.save({"value": value, "steps": cfg.run.steps}, f"{HydraConfig.get().runtime.output_dir}/result.yaml")
     return value
 

@@ -50,8 +50,10 @@ def loaders(batch_size: int):
     y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
     train = torch.utils.data.TensorDataset(x[:192], y[:192])
     val = torch.utils.data.TensorDataset(x[192:], y[192:])
-    return (torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, generator=g),
-            torch.utils.data.DataLoader(val, batch_size=64))
+    return (
+        torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, generator=g),
+        torch.utils.data.DataLoader(val, batch_size=64),
+    )
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")

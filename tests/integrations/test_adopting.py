@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from sweep.errors import ConfigError
 from sweep.search import declaration, optuna_forms
 
-APPS = Path(__file__).resolve().parent / "apps"
+APPS = REPO / "tests" / "apps"
 
 
 def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -43,26 +44,48 @@ def rerun(cwd: Path, command: str) -> subprocess.CompletedProcess:
 
 # --------------------------------------------------------------------------- the declaration
 
+
 def test_the_declaration_maps_the_presets_keys_and_drops_what_the_app_lacks():
-    app = {"lr": "model.optimizer.lr", "head_lr_mult": None, "epochs": "trainer.max_epochs", "schedule": "model.schedule"}
-    preset = {"optimizer.lr": "tag(log, interval(1e-3, 0.5))", "groups.head_lr_mult": "interval(1, 100)",
-              "trainer.epochs": 10, "schedule.gamma": 0.5, "schedule": "cosine", "data.batch_size": 64}
+    app = {
+        "lr": "model.optimizer.lr",
+        "head_lr_mult": None,
+        "epochs": "trainer.max_epochs",
+        "schedule": "model.schedule",
+    }
+    preset = {
+        "optimizer.lr": "tag(log, interval(1e-3, 0.5))",
+        "groups.head_lr_mult": "interval(1, 100)",
+        "trainer.epochs": 10,
+        "schedule.gamma": 0.5,
+        "schedule": "cosine",
+        "data.batch_size": 64,
+    }
     assert declaration.mapped(preset, app) == {
-        "model.optimizer.lr": "tag(log, interval(1e-3, 0.5))", "trainer.max_epochs": 10,
-        "model.schedule.gamma": 0.5, "model/schedule": "cosine", "data.batch_size": 64}
+        "model.optimizer.lr": "tag(log, interval(1e-3, 0.5))",
+        "trainer.max_epochs": 10,
+        "model.schedule.gamma": 0.5,
+        "model/schedule": "cosine",
+        "data.batch_size": 64,
+    }
     assert declaration.mapped(preset, {}) == preset  # no declaration: train.py's keys
 
 
 def test_a_nested_command_line_entry_replaces_the_presets_flat_key():
     # +hydra.sweeper.params.groups.head_lr_mult=null arrives nested, after the preset's flat key
-    params = {"optimizer.lr": "interval(0.1, 1)", "groups.head_lr_mult": "interval(1, 9)", "groups": {"head_lr_mult": None}}
+    params = {
+        "optimizer.lr": "interval(0.1, 1)",
+        "groups.head_lr_mult": "interval(1, 9)",
+        "groups": {"head_lr_mult": None},
+    }
     assert declaration.flat(params) == {"optimizer.lr": "interval(0.1, 1)", "groups.head_lr_mult": None}
 
 
 def test_the_plugins_older_search_space_becomes_params():
-    space = {"x": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
-             "n": {"type": "int", "low": 1, "high": 4, "step": 1},
-             "act": {"type": "categorical", "choices": ["relu", "tanh"]}}
+    space = {
+        "x": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        "n": {"type": "int", "low": 1, "high": 4, "step": 1},
+        "act": {"type": "categorical", "choices": ["relu", "tanh"]},
+    }
     from sweep.search.space import parse_space
 
     parsed, _ = parse_space(optuna_forms.search_space_params(space), [])
@@ -91,6 +114,7 @@ def test_a_target_sampler_with_an_unknown_argument_is_one_line():
 
 # --------------------------------------------------------------------------- a plain Hydra app
 
+
 @pytest.fixture
 def plain(tmp_path: Path) -> Path:
     shutil.copytree(APPS / "plain", tmp_path / "plain")
@@ -114,8 +138,16 @@ def test_a_plain_app_runs_search_lr_through_its_declaration_and_its_rerun_reprod
 
 
 def test_a_preset_range_can_be_removed_and_a_fixed_value_overridden(plain: Path):
-    run(plain, "app.py", "search=lr", "hydra.sweeper.n_trials=2", "hydra.sweeper.plots=false",
-        "+hydra.sweeper.params.optimizer.lr=null", "opt.lr=choice(0.01, 0.1)", "run.steps=4")
+    run(
+        plain,
+        "app.py",
+        "search=lr",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.plots=false",
+        "+hydra.sweeper.params.optimizer.lr=null",
+        "opt.lr=choice(0.01, 0.1)",
+        "run.steps=4",
+    )
     results = yaml.safe_load((only("logs/plain/multiruns/*", plain) / "optimization_results.yaml").read_text())
     assert results["best_params"]["opt.lr"] in (0.01, 0.1)  # the command line's range replaced the preset's
     assert "run.steps=4" in results["best"]["overrides"]  # the command line wins over the preset's fixed value
@@ -133,22 +165,37 @@ def test_what_a_preset_needs_and_the_app_lacks_is_one_line_before_any_trial(plai
 
 # --------------------------------------------------------------------------- the plugin's examples
 
+
 def test_the_plugins_multi_objective_example_gives_a_pareto_front(tmp_path: Path):
-    proc = run(tmp_path, str(APPS / "multi_objective.py"), "-m", f"hydra.sweep.dir={tmp_path / 'mo'}",
-               "hydra.sweeper.plots=false", "hydra.sweeper.n_trials=8")
+    proc = run(
+        tmp_path,
+        str(APPS / "multi_objective.py"),
+        "-m",
+        f"hydra.sweep.dir={tmp_path / 'mo'}",
+        "hydra.sweeper.plots=false",
+        "hydra.sweeper.n_trials=8",
+    )
     results = yaml.safe_load((tmp_path / "mo" / "optimization_results.yaml").read_text())
     assert results["name"] == "optuna" and results["direction"] == ["minimize", "minimize"]
     front = results["solutions"]
     assert front and all(len(s["values"]) == 2 and set(s["params"]) == {"x", "y"} for s in front)
     for a in front:  # no solution dominates another
-        assert not any(b is not a and all(u <= v for u, v in zip(b["values"], a["values"]))
-                       and b["values"] != a["values"] for b in front)
+        assert not any(
+            b is not a and all(u <= v for u, v in zip(b["values"], a["values"])) and b["values"] != a["values"]
+            for b in front
+        )
     assert "pruning is off" not in proc.stderr or "Traceback" not in proc.stderr
 
 
 def test_the_plugins_custom_search_space_example(tmp_path: Path):
-    run(tmp_path, str(APPS / "custom_space.py"), "-m", f"hydra.sweep.dir={tmp_path / 'cs'}",
-        "hydra.sweeper.plots=false", "hydra.sweeper.n_trials=6")
+    run(
+        tmp_path,
+        str(APPS / "custom_space.py"),
+        "-m",
+        f"hydra.sweep.dir={tmp_path / 'cs'}",
+        "hydra.sweeper.plots=false",
+        "hydra.sweeper.n_trials=6",
+    )
     results = yaml.safe_load((tmp_path / "cs" / "optimization_results.yaml").read_text())
     best = results["best_params"]
     assert set(best) == {"x", "y", "z", "+w"} and abs(best["z"] - best["x"]) <= 0.5 and 0 <= best["+w"] <= 1
@@ -156,6 +203,7 @@ def test_the_plugins_custom_search_space_example(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------- a Lightning app
+
 
 @pytest.fixture
 def template(tmp_path: Path) -> Path:
@@ -166,11 +214,20 @@ def template(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_the_template_app_sweeps_with_its_plugin_config_and_the_rerun_reproduces(template: Path):
-    run(template, "src/train.py", "hparams_search=digits_optuna", "trainer.max_epochs=2",
-        "hydra.sweeper.keep_checkpoints=1", "hydra.sweeper.plots=false")
+    run(
+        template,
+        "src/train.py",
+        "hparams_search=digits_optuna",
+        "trainer.max_epochs=2",
+        "hydra.sweeper.keep_checkpoints=1",
+        "hydra.sweeper.plots=false",
+    )
     sweep_dir = only("logs/train/multiruns/*", template)
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert results["n_trials"]["COMPLETE"] == 3 and set(results["best_params"]) == {"model.optimizer.lr", "data.batch_size"}
+    assert results["n_trials"]["COMPLETE"] == 3 and set(results["best_params"]) == {
+        "model.optimizer.lr",
+        "data.batch_size",
+    }
     assert "hparams_search" not in results["best"]["command"]
     assert all((sweep_dir / str(n) / "train.log").is_file() for n in range(3))  # ${task_name}.log
     kept = sorted(p.parent.parent.name for p in sweep_dir.glob("*/checkpoints/*.ckpt"))
@@ -182,10 +239,19 @@ def test_the_template_app_sweeps_with_its_plugin_config_and_the_rerun_reproduces
 
 @pytest.mark.slow
 def test_the_template_app_runs_search_lr_and_prunes_through_the_lightning_callback(template: Path):
-    proc = run(template, "src/train.py", "+search=lr", "hydra.sweeper.n_trials=3", "hydra.sweeper.plots=false",
-               "hydra.sweeper.config_check=null", "+hydra.sweeper.fixed.trainer.epochs=3",
-               "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
-               "hydra.sweeper.min_complete_trials=0", "hydra.sweeper.enqueue=[]", check=False)
+    proc = run(
+        template,
+        "src/train.py",
+        "+search=lr",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.plots=false",
+        "hydra.sweeper.config_check=null",
+        "+hydra.sweeper.fixed.trainer.epochs=3",
+        "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 2.0}",
+        "hydra.sweeper.min_complete_trials=0",
+        "hydra.sweeper.enqueue=[]",
+        check=False,
+    )
     assert proc.returncode == 1 and "no trial completed" in proc.stderr  # every trial pruned: said in one line
     sweep_dir = only("logs/train/multiruns/*", template)
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
@@ -197,8 +263,13 @@ def test_the_template_app_runs_search_lr_and_prunes_through_the_lightning_callba
 
 @pytest.mark.slow
 def test_an_error_names_the_app_that_was_run(template: Path):
-    proc = run(template, "src/train.py", "hparams_search=digits_optuna", "model.optimizer.momentum=interval(0.1, 0.9)",
-               check=False)
+    proc = run(
+        template,
+        "src/train.py",
+        "hparams_search=digits_optuna",
+        "model.optimizer.momentum=interval(0.1, 0.9)",
+        check=False,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "model.optimizer.momentum" in lines[0] and "python src/train.py --cfg job" in lines[0]
@@ -206,6 +277,7 @@ def test_an_error_names_the_app_that_was_run(template: Path):
 
 
 # --------------------------------------------------------------------------- a transformers Trainer app
+
 
 @pytest.fixture
 def hf_app(tmp_path: Path) -> Path:
@@ -221,8 +293,14 @@ def test_a_transformers_trainer_app_sweeps_with_its_plugin_config_and_the_rerun_
 
     from sweep.search.storage import open_storage
 
-    proc = run(hf_app, "train.py", "hparams_search=optuna", "training.epochs=2", "hydra.sweeper.keep_checkpoints=1",
-               "hydra.sweeper.plots=false")
+    proc = run(
+        hf_app,
+        "train.py",
+        "hparams_search=optuna",
+        "training.epochs=2",
+        "hydra.sweeper.keep_checkpoints=1",
+        "hydra.sweeper.plots=false",
+    )
     sweep_dir = only("logs/hf/multiruns/*", hf_app)
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["n_trials"]["COMPLETE"] == 3  # n_trials: 3, median pruning starts after 5
@@ -242,11 +320,18 @@ def test_a_transformers_trainer_app_sweeps_with_its_plugin_config_and_the_rerun_
 
 # --------------------------------------------------------------------------- the page shows the apps' own lines
 
-APP_OF_BLOCK = {"conf/app.yaml": "plain/conf/app.yaml", "configs/hparams_search/digits_optuna.yaml":
-                "template/configs/hparams_search/digits_optuna.yaml", "configs/train.yaml": "template/configs/train.yaml",
-                "conf/hparams_search/optuna.yaml": "hf/conf/hparams_search/optuna.yaml", "conf/train.yaml": "hf/conf/train.yaml"}
-SECTIONS = {"### A plain Hydra app": ("plain", "app.py"), "### A Lightning app": ("template", "src/train.py"),
-            "### A transformers `Trainer` app": ("hf", "train.py")}
+APP_OF_BLOCK = {
+    "conf/app.yaml": "plain/conf/app.yaml",
+    "configs/hparams_search/digits_optuna.yaml": "template/configs/hparams_search/digits_optuna.yaml",
+    "configs/train.yaml": "template/configs/train.yaml",
+    "conf/hparams_search/optuna.yaml": "hf/conf/hparams_search/optuna.yaml",
+    "conf/train.yaml": "hf/conf/train.yaml",
+}
+SECTIONS = {
+    "### A plain Hydra app": ("plain", "app.py"),
+    "### A Lightning app": ("template", "src/train.py"),
+    "### A transformers `Trainer` app": ("hf", "train.py"),
+}
 
 
 def test_the_adopting_page_quotes_each_apps_own_lines():
@@ -267,5 +352,5 @@ def test_the_adopting_page_quotes_each_apps_own_lines():
             else:  # bash: the app run as the tests run it
                 assert all(line.startswith(f"python {script} ") for line in lines), lines
                 continue
-            assert [line for line in lines[1 if lang == "yaml" else 0:] if line not in source] == [], (title, lang)
+            assert [line for line in lines[1 if lang == "yaml" else 0 :] if line not in source] == [], (title, lang)
     assert len(checked) == len(APP_OF_BLOCK)
