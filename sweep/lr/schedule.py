@@ -18,90 +18,15 @@ Conventions (each tested value for value against PyTorch's scheduler of the same
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sweep.errors import ConfigError, check
+from sweep.lr import shapes
 from sweep.plain import is_int, is_list, is_number, plain
 
 EPOCH, UPDATE = "epoch", "update"
-
-
-def _constant(u: int, n: int) -> float:
-    return 1.0
-
-
-def _step(u: int, n: int, *, step_size: int, gamma: float) -> float:
-    return gamma ** (u // step_size)
-
-
-def _multistep(u: int, n: int, *, milestones: list[int], gamma: float) -> float:
-    return gamma ** bisect.bisect_right(milestones, u)
-
-
-def _exponential(u: int, n: int, *, gamma: float) -> float:
-    return gamma**u
-
-
-def _piecewise(u: int, n: int, *, pieces: list[list[float]], base_lr: float) -> float:
-    end: float = 0
-    for n_epochs, lr in pieces:
-        end += n_epochs
-        if u < end:
-            return lr / base_lr
-    return pieces[-1][1] / base_lr
-
-
-def _cosine(u: int, n: int, *, floor: float) -> float:
-    progress = min(u, n) / max(n, 1)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _poly(u: int, n: int, *, power: float, floor: float) -> float:
-    return floor + (1.0 - floor) * (1.0 - min(u, n) / max(n, 1)) ** power
-
-
-def _linear(u: int, n: int, *, floor: float) -> float:
-    return _poly(u, n, power=1.0, floor=floor)
-
-
-def _anneal(start: float, end: float, pct: float, kind: str) -> float:
-    if kind == "linear":
-        return start + (end - start) * pct
-    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1.0)
-
-
-def _onecycle(
-    u: int,
-    n: int,
-    *,
-    pct_start: float,
-    div_factor: float,
-    final_div_factor: float,
-    anneal: str,
-    three_phase: bool,
-) -> float:
-    initial = 1.0 / div_factor
-    lowest = initial / final_div_factor
-    rise_end = pct_start * n - 1
-    if three_phase:
-        phases = [(rise_end, initial, 1.0), (2 * pct_start * n - 2, 1.0, initial), (n - 1, initial, lowest)]
-    else:
-        phases = [(rise_end, initial, 1.0), (n - 1, 1.0, lowest)]
-    u = min(u, n - 1)
-    start = 0.0
-    for i, (end, lr_from, lr_to) in enumerate(phases):
-        if u <= end or i == len(phases) - 1:
-            return _anneal(lr_from, lr_to, (u - start) / (end - start), anneal)
-        start = end
-    raise AssertionError("unreachable")
-
-
-def _plateau(u: int, n: int, **_: Any) -> float:
-    return 1.0  # the reduction is state, applied by Schedule.scale
 
 
 Spec = Mapping[str, Any]
@@ -197,13 +122,13 @@ class Shape:
 
 
 SHAPES: dict[str, Shape] = {
-    "constant": Shape(_constant, EPOCH),
-    "step": Shape(_step, EPOCH, ("step_size", "gamma"), _check_step, {"gamma": 0.1}),
-    "multistep": Shape(_multistep, EPOCH, ("milestones", "gamma"), _check_multistep, {"gamma": 0.1}),
-    "exponential": Shape(_exponential, EPOCH, ("gamma",), _check_gamma),
-    "piecewise": Shape(_piecewise, EPOCH, ("pieces",), _check_piecewise),
+    "constant": Shape(shapes.constant, EPOCH),
+    "step": Shape(shapes.step, EPOCH, ("step_size", "gamma"), _check_step, {"gamma": 0.1}),
+    "multistep": Shape(shapes.multistep, EPOCH, ("milestones", "gamma"), _check_multistep, {"gamma": 0.1}),
+    "exponential": Shape(shapes.exponential, EPOCH, ("gamma",), _check_gamma),
+    "piecewise": Shape(shapes.piecewise, EPOCH, ("pieces",), _check_piecewise),
     "plateau": Shape(
-        _plateau,
+        shapes.plateau,
         EPOCH,
         (),
         _check_plateau,
@@ -218,11 +143,11 @@ SHAPES: dict[str, Shape] = {
             "floor": 0.0,
         },
     ),
-    "cosine": Shape(_cosine, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
-    "linear": Shape(_linear, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
-    "poly": Shape(_poly, UPDATE, ("power", "floor"), _check_poly, {"power": 1.0, "floor": 0.0}),
+    "cosine": Shape(shapes.cosine, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
+    "linear": Shape(shapes.linear, UPDATE, ("floor",), _check_floor, {"floor": 0.0}),
+    "poly": Shape(shapes.poly, UPDATE, ("power", "floor"), _check_poly, {"power": 1.0, "floor": 0.0}),
     "onecycle": Shape(
-        _onecycle,
+        shapes.onecycle,
         UPDATE,
         ("pct_start", "div_factor", "final_div_factor", "anneal", "three_phase"),
         _check_onecycle,

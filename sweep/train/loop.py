@@ -46,6 +46,7 @@ from sweep.train import data as datasets
 from sweep.train.data import TrainValData
 from sweep.train.distributed import ONE_PROCESS, Ranks
 from sweep.train.resume import ResumePoint, load_resume_state, restore_state, save_resume_state, stop_requested
+from sweep.train.sync_window import LossWindow, SyncDebug
 from sweep.train.task import Task, call_model
 from sweep.trial import NoTrial, Status, diverged_reason, interrupted_reason, pruned_reason
 
@@ -126,50 +127,6 @@ def save_checkpoint(path: str, model: nn.Module, meta: Mapping[str, Any]) -> Non
     os.replace(tmp, path)
 
 
-class _SyncDebug:
-    """With `trainer.sync_debug` on CUDA: any host-device sync between the loop's sync points is an
-    error (torch.cuda.set_sync_debug_mode), so a hidden `.item()` shows up at once."""
-
-    def __init__(self, on: bool) -> None:
-        self.on = on
-
-    def arm(self) -> None:
-        if self.on:
-            torch.cuda.set_sync_debug_mode("error")
-
-    def disarm(self) -> None:
-        if self.on:
-            torch.cuda.set_sync_debug_mode("default")
-
-
-class _LossWindow:
-    """Per-update losses on the device since the host last looked; `flush()` is the one sync."""
-
-    def __init__(self, size: int, device: torch.device, ranks: Ranks = ONE_PROCESS) -> None:
-        self.ranks = ranks  # several processes: each flush sums the window over them (sweep.train.distributed)
-        self.values = torch.zeros(size, device=device)
-        self.size, self.count, self.first = size, 0, 0
-        self.total, self.updates = 0.0, 0  # finite losses seen by the host this epoch
-
-    def add(self, loss: torch.Tensor) -> bool:
-        """Keep `loss`; True when the window is full and the host should look."""
-        self.values[self.count] = loss.detach()
-        self.count += 1
-        return self.count == self.size
-
-    def flush(self) -> tuple[int, float] | None:
-        """Read the window; (index in it, value) of its first non-finite loss, else None."""
-        values = self.ranks.sum_losses(self.values[: self.count]) if self.count else []
-        for i, v in enumerate(values):
-            if not math.isfinite(v):
-                return i, v
-        self.total += sum(values)
-        self.updates += len(values)
-        self.first += self.count
-        self.count = 0
-        return None
-
-
 def _set_trainable(groups: list[dict[str, Any]], rule: GroupLRs, t: int) -> None:
     """Gradients on for the groups that train at update `t`, off for the others (the rule decides)."""
     for i, g in enumerate(groups):
@@ -186,8 +143,8 @@ def _run_epoch(
     task: Task,
     autocast: Callable[[], Any],
     cfg: Mapping[str, Any],
-    debug: _SyncDebug,
-    window: _LossWindow,
+    debug: SyncDebug,
+    window: LossWindow,
 ) -> tuple[dict[str, list[float]], tuple[int, float] | None]:
     """One epoch of updates: per group name the LR each update used (read back from the param
     group the scheduler wrote), and the first non-finite loss (index in the window, value) or None."""
@@ -244,7 +201,7 @@ def train(
     autocast = autocast_for(device, cfg.get("precision", "auto"))
     epochs, per_epoch = int(cfg["epochs"]), len(batches)
     sync_every = max(1, int(cfg.get("sync_every") or SYNC_EVERY))
-    debug = _SyncDebug(bool(cfg.get("sync_debug")) and device.type == "cuda")
+    debug = SyncDebug(bool(cfg.get("sync_debug")) and device.type == "cuda")
     scheduler = ScheduleLR(optimizer, schedule)
     result = Result()
     start = _resume(resume, model, optimizer, scheduler, result, batches, writer)
@@ -252,7 +209,7 @@ def train(
         for epoch in range(start, epochs):
             started, first = time.perf_counter(), result.updates
             _set_trainable(optimizer.param_groups, scheduler.rule, first)
-            window = _LossWindow(min(sync_every, max(per_epoch, 1)), device, ranks)
+            window = LossWindow(min(sync_every, max(per_epoch, 1)), device, ranks)
             curves, bad = _run_epoch(model, optimizer, scheduler, batches, task, autocast, cfg, debug, window)
             result.updates = first + len(curves[scheduler.rule.names[0]])
             if bad is not None:
