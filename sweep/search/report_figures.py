@@ -13,6 +13,11 @@ from sweep.search.report_analysis import Band, Point
 Curve = Sequence[tuple[float, float]]
 
 
+def _mark_best(ax: Any, x: Any, y: Any, number: int) -> None:
+    """The best trial as a gold star, the same on every figure."""
+    ax.scatter([x], [y], marker="*", s=260, color="gold", edgecolors="black", zorder=5, label=f"best #{number}")
+
+
 def _value_axis(ax: Any, values: Sequence[float]) -> None:
     """A log value axis where positive values span more than 1.5 decades (one outlier, many trials)."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
@@ -66,16 +71,7 @@ def sensitivity(
     fig, ax = pyplot().subplots(figsize=(8, 4.6))
     _points(ax, points, lambda p: p.lr, maximize)
     if best is not None and best.lr is not None:
-        ax.scatter(
-            [best.lr],
-            [best.value],
-            marker="*",
-            s=260,
-            color="gold",
-            edgecolors="black",
-            zorder=5,
-            label=f"best #{best.number}",
-        )
+        _mark_best(ax, best.lr, best.value, best.number)
     if band.low is not None and band.high is not None:
         ax.axvspan(band.low, band.high, color="tab:green", alpha=0.12, label="tied with the best")
     if band.lowest_diverged is not None:
@@ -172,16 +168,7 @@ def history(points: Sequence[Point], metric: str, maximize: bool) -> Any:
             [n for n, _ in line], [v for _, v in line], where="post", color="tab:red", alpha=0.6, label="best so far"
         )
         best = max(done, key=lambda p: _value(p) if maximize else -_value(p))
-        ax.scatter(
-            [best.number],
-            [best.value],
-            marker="*",
-            s=260,
-            color="gold",
-            edgecolors="black",
-            zorder=5,
-            label=f"best #{best.number}",
-        )
+        _mark_best(ax, best.number, best.value, best.number)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
