@@ -212,6 +212,7 @@ def test_pruning_on_rank_0_stops_both_ranks_at_the_same_epoch(tmp_path):
         "hydra.sweeper.n_trials=1",
         "hydra.sweeper.plots=false",
         "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:1.5}",
+        "hydra.sweeper.min_complete_trials=0",  # prune the first trial (the presets wait for 3)
         f"hydra.sweep.dir={tmp_path}",
         timeout=TIMEOUT,
         env=ENV,
