@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from sweep.errors import check
@@ -84,6 +85,14 @@ def run_workers(
         else:
             env.setdefault("OMP_NUM_THREADS", str(threads))
         procs.append(subprocess.Popen(worker_command(i, sweep_dir), env=env))
+
+    def pass_on(signum: int, frame: object) -> None:
+        """A kill or a preemption reaches every worker, which marks its running trial interrupted."""
+        for p in procs:
+            p.send_signal(signum)
+
+    main = threading.current_thread() is threading.main_thread()  # only there may handlers change
+    forward = signal.signal(signal.SIGTERM, pass_on) if main else None
     try:
         return [p.wait() for p in procs]
     except KeyboardInterrupt:
@@ -92,3 +101,6 @@ def run_workers(
         for p in procs:
             p.wait()
         raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, forward if forward is not None else signal.SIG_DFL)

@@ -80,6 +80,8 @@ class LRSweeper:
                 plan.storage_spec,
                 processes.job_devices(plan.job_cfg),
             )
+            if codes and all(code == 2 for code in codes):  # bad input: each worker said why in one line
+                raise SystemExit(2)
             if any(codes):
                 log.warning("worker exit codes: %s", codes)
             study = optuna.load_study(study_name=plan.study_name, storage=open_storage(plan.storage_spec))

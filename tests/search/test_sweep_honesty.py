@@ -87,6 +87,22 @@ def test_the_best_trials_rerun_command_uses_its_own_settings(tmp_path: Path):
 
 
 @pytest.mark.slow
+def test_workers_that_refuse_changed_settings_make_the_command_exit_2(tmp_path: Path):
+    sweep_dir = tmp_path / "sweep"
+    base = [
+        "search=lr",
+        "data=synthetic",
+        "trainer.threads=1",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweeper.plots=false",
+    ]
+    run_train(*base, "trainer.epochs=3", "hydra.sweeper.n_trials=1", timeout=300, check=True)
+    proc = run_train(*base, "trainer.epochs=2", "hydra.sweeper.n_trials=3", "hydra.sweeper.workers=2", timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "trainer.epochs=3 (now 2)" in proc.stderr
+
+
+@pytest.mark.slow
 def test_resume_with_other_epochs_exits_2_before_any_trial(tmp_path: Path):
     sweep_dir = tmp_path / "sweep"
     base = [
