@@ -22,7 +22,7 @@ Per program and repetition:
     wall / train at 30 trials
 and, as a cross-check, the slope ((wall30 - train30) - (wall10 - train10)) / 20, which is what
 "per extra trial" means but carries the whole runs' noise (seconds, over 20 trials).
-Targets (issue 8): per extra trial < 30 ms and below the anchor's; fixed < 2.5 s and below the anchor's;
+Targets: per extra trial < 30 ms and below the anchor's; fixed < 2.5 s and below the anchor's;
 wall / train <= 1.25x at 30 trials.
 
     .venv/bin/python bench/sweeper_vs_optuna_plugin.py             # 2 repetitions of 10 and 30 trials x 20 epochs

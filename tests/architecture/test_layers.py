@@ -86,3 +86,17 @@ def test_the_sweeper_layer_never_imports_torch() -> None:
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(REPO)))
 def test_modules_stay_short(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= MAX_MODULE_LINES
+
+
+MAX_FUNCTION_LINES = 70  # about one screen, as the formatter lays calls out one argument a line
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(REPO)))
+def test_functions_stay_short(path: Path) -> None:
+    long = [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, long
