@@ -1,6 +1,8 @@
 """Old import paths of the flat layout (`sweep.schedules`, `sweep.job`, ...) keep working, with a
 DeprecationWarning that names the new path: configs and scripts written for the flat layout
-(`model._target_: sweep.models.MLP`, `space_hook: sweep.spaces.finetune_space`) still run."""
+(`model._target_: sweep.models.MLP`, `space_hook: sweep.spaces.finetune_space`) still run. Two old
+names are packages now and keep no alias: `sweep.search` (the grammar is `sweep.search.space`) and
+`sweep.batched` (the stacked model is `sweep.batched.stack`)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from types import ModuleType
 from typing import Any
 
 MOVED = {
-    "sweep.batched": "sweep.batched.stack",
     "sweep.batched_check": "sweep.batched.check",
     "sweep.batched_forward": "sweep.batched.forward",
     "sweep.batched_job": "sweep.batched.job",
@@ -37,7 +38,6 @@ MOVED = {
     "sweep.results": "sweep.search.results",
     "sweep.scheduler": "sweep.lr.torch_scheduler",
     "sweep.schedules": "sweep.lr.schedule",
-    "sweep.search": "sweep.search.space",
     "sweep.spaces": "sweep.search.space_hooks",
     "sweep.status": "sweep.search.status",
     "sweep.storage": "sweep.search.storage",
