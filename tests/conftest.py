@@ -66,3 +66,12 @@ def composed(*overrides: str):
 @pytest.fixture
 def tmp_out(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def lr_steps(run_dir: Path, tag: str = "lr/backbone") -> list[int]:
+    """The steps of a TensorBoard tag as TensorBoard shows them (purged points dropped)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [e.step for e in events.Scalars(tag)]

@@ -205,7 +205,7 @@ def test_slurm_workers_on_postgresql_reach_n_trials_exactly(tmp_path):
             ), [(t.number, t.state, t.user_attrs) for t in others]
             assert not any((d / str(t.number) / "status.yaml").exists() for t in others)
             assert {t.user_attrs[keys.WORKER] for t in complete} <= {f"slurm:{j}" for j in jobs}
-            assert len(re.findall(r"\(\d/6 finished\)", proc.stdout + proc.stderr)) == 6  # a line per trial
+            assert len(re.findall(r"\(\d/6 finished\)", proc.stdout + proc.stderr)) == len(trials)  # one per trial
             status = subprocess.run(
                 [sys.executable, "-m", "sweep", "status", url, "--study", "pg"],
                 cwd=REPO,
@@ -233,7 +233,7 @@ def test_slurm_workers_on_postgresql_reach_n_trials_exactly(tmp_path):
 @pytest.mark.slow
 def test_a_requeued_worker_resumes_its_trial_from_the_saved_epoch(tmp_path):
     needs_slurm()
-    from test_resume import lr_steps
+    from conftest import lr_steps
 
     d = tmp_path / "requeue"
     command = [

@@ -12,22 +12,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO
+from conftest import REPO, lr_steps
 from optuna.trial import TrialState
 
 from sweep.search import interruptions, keys, workers
 from sweep.search.storage import open_storage
 from sweep.train import resume
 from sweep.trial import NoTrial, Outcome, Status
-
-
-def lr_steps(run_dir: Path, tag: str = "lr/backbone") -> list[int]:
-    """The steps of a TensorBoard tag as TensorBoard shows them (purged points dropped)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return [e.step for e in events.Scalars(tag)]
 
 
 class StopAfter(NoTrial):
