@@ -56,6 +56,16 @@ def journal_study(sweep_dir: Path) -> optuna.Study:
     return optuna.load_study(study_name=sweep_dir.name, storage=open_storage(str(sweep_dir / "study.journal")))
 
 
+def trials_so_far(sweep_dir: Path) -> list:
+    """The study's trials; none while its journal file exists but the study is not created yet."""
+    if not (sweep_dir / "study.journal").exists():
+        return []
+    try:
+        return journal_study(sweep_dir).trials
+    except KeyError:
+        return []
+
+
 def wait_until(condition, timeout: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout
     while not condition():
@@ -295,9 +305,7 @@ def test_a_cancelled_worker_has_its_trial_failed_and_retried(tmp_path):
     jobs: list[str] = []
     try:
         wait_until(
-            lambda: (
-                (d / "study.journal").exists() and any(keys.WORKER in t.user_attrs for t in journal_study(d).trials)
-            ),
+            lambda: any(keys.WORKER in t.user_attrs for t in trials_so_far(d)),
             180,
             proc,
         )
