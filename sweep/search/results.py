@@ -112,8 +112,10 @@ def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = 
 
 
 def value_of(t: FrozenTrial) -> Any:
-    """A trial's value for the CSV: its one value, the list of several objectives, else empty."""
-    if not t.values:
+    """A trial's value for the CSV: its one value, the list of several objectives, else empty. A
+    diverged trial (held as PRUNED, so Optuna keeps its last report) has none: that report was
+    taken on the way to diverging, and its state and reason columns say what happened."""
+    if not t.values or keys.diverged(t.user_attrs):
         return ""
     return t.values[0] if len(t.values) == 1 else json.dumps(t.values)
 

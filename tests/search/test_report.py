@@ -265,6 +265,25 @@ def test_trials_csv_has_one_column_per_parameter(tmp_path):
     assert dict(zip(header, rows[7]))["failure_reason"].startswith("diverged")
 
 
+def test_a_diverged_trial_has_no_value_in_trials_csv_and_a_pruned_one_keeps_its_own(tmp_path):
+    from sweep.search import keys
+    from sweep.search.results import write_csv
+
+    study = optuna.create_study(direction="minimize")
+    for lr, diverged in [(0.01, False), (3.0, True)]:
+        trial = study.ask({"optimizer.lr": LR})
+        trial.report(50.0 if not diverged else 36000.0, 1)
+        if diverged:
+            trial.set_user_attr(keys.DIVERGED, True)
+        study.tell(trial, state=TrialState.PRUNED)
+    path = tmp_path / "trials.csv"
+    write_csv(str(path), study.get_trials(), str(tmp_path))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert float(rows[0]["value"]) == 50.0 and rows[0]["state"] == "PRUNED"
+    assert rows[1]["value"] == "" and rows[1]["state"] == "FAIL"
+
+
 def chromium(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", *args],
