@@ -270,7 +270,8 @@ def test_a_diverged_trial_has_no_value_in_trials_csv_and_a_pruned_one_keeps_its_
     from sweep.search.results import write_csv
 
     study = optuna.create_study(direction="minimize")
-    for lr, diverged in [(0.01, False), (3.0, True)]:
+    for lr, diverged in [(0.01, False), (0.45, True)]:
+        study.enqueue_trial({"optimizer.lr": lr})
         trial = study.ask({"optimizer.lr": LR})
         trial.report(50.0 if not diverged else 36000.0, 1)
         if diverged:
