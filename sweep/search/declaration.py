@@ -120,7 +120,12 @@ def check_view(job_cfg: Any, declaration: Mapping[str, Any]) -> Any:
         node = OmegaConf.select(job_cfg, str(where), default=None) if where else None
         if node is not None:
             view[part] = node
-    epochs = OmegaConf.select(job_cfg, str(declaration.get("epochs") or "trainer.epochs"), default=None)
+    epochs = run_epochs(job_cfg, declaration)
     if epochs is not None:
         view["trainer"] = {"epochs": epochs}
     return OmegaConf.create(view)
+
+
+def run_epochs(job_cfg: Any, declaration: Mapping[str, Any]) -> Any:
+    """A trial's epochs where the app keeps them (`lr_sweep.epochs`, else `trainer.epochs`); None if absent."""
+    return OmegaConf.select(job_cfg, str(declaration.get("epochs") or "trainer.epochs"), default=None)

@@ -132,13 +132,14 @@ def compose_job(
     return job_cfg, list(fixed), declaration
 
 
-def pruning(c: SweeperConf, directions: list[str]) -> dict[str, Any]:
-    """The pruner's spec; none for several objectives (Optuna prunes on one value), said once."""
+def pruning(c: SweeperConf, directions: list[str], epochs: Any = None) -> dict[str, Any]:
+    """The pruner's spec for trials of `epochs` (the app's, where it declares them); none for
+    several objectives (Optuna prunes on one value), said once."""
     if len(directions) > 1:
         if c.pruner not in ("none", None):
             log.info("pruning is off: a study with %d objectives cannot be pruned", len(directions))
         return search.pruner_spec("none", {})
-    spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps)
+    spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps, epochs)
     check(
         isinstance(c.min_complete_trials, int) and c.min_complete_trials >= 0,
         "hydra.sweeper.min_complete_trials",
@@ -177,7 +178,7 @@ def make_plan(c: SweeperConf, config: DictConfig, hydra_context: HydraContext, a
         assert check_config is not None  # a named hook loads or raises ConfigError
         parts = any(declaration.get(part) for part in declared_keys.PREFIXES)
         check_config(declared_keys.check_view(job_cfg, declaration) if parts else task_config(job_cfg))
-    pruner_spec = pruning(c, directions)
+    pruner_spec = pruning(c, directions, declared_keys.run_epochs(job_cfg, declaration))
     pruner = search.build_pruner(pruner_spec)
     sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
     storage_spec = c.storage or os.path.join(sweep_dir, "study.journal")

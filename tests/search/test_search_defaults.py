@@ -191,3 +191,22 @@ def test_a_sweep_with_halving_and_a_floor_completes_the_floor_and_prunes_the_res
 def test_pruner_none_takes_no_options_so_a_presets_options_do_not_block_turning_pruning_off():
     assert search.pruner_spec("none", {"min_resource": 6, "reduction_factor": 3}) == {"name": "none"}
     assert isinstance(search.build_pruner(search.pruner_spec("none", {"min_resource": 6})), optuna.pruners.NopPruner)
+
+
+def test_halvings_first_rung_is_a_sixth_of_the_run_from_epoch_2_unless_named():
+    assert [search.first_rung(e) for e in (None, "x", 3, 10, 12, 24, 30, 60)] == [2, 2, 2, 2, 2, 4, 5, 10]
+    assert search.pruner_spec("successive_halving", {}, epochs=24)["min_resource"] == 4
+    assert search.pruner_spec("successive_halving", {"min_resource": 1}, epochs=24)["min_resource"] == 1
+    assert "min_resource" not in search.pruner_spec("median", {}, epochs=24)
+
+
+def test_a_sweep_places_the_first_rung_by_the_epochs_the_app_declares(monkeypatch, tmp_path):
+    d = sweep(
+        monkeypatch,
+        tmp_path,
+        "steps=24",
+        "+lr_sweep.epochs=steps",
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.pruner=successive_halving",
+    )
+    assert load_study(d).user_attrs[keys.PRUNER]["min_resource"] == 4
