@@ -171,11 +171,7 @@ def grid(setting: list[str], epochs: int, seed: int, maximize: bool) -> dict:
     path = CACHE / "grid" / f"{key}.json"
     out = str(CACHE / "grid" / key)
     if path.exists():
-        result = json.loads(path.read_text())
-        if "best_params" not in result:  # a cache from before the retrain column
-            result["best_params"] = best_params(jobs(out), maximize)
-            path.write_text(json.dumps(result, indent=1))
-        return result
+        return json.loads(path.read_text())
     r = train(args, out)
     done = jobs(out)
     result = {

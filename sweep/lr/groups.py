@@ -239,17 +239,22 @@ def _split_head(model: nn.Module, cfg: Mapping[str, Any]) -> tuple[Head, list, l
     return head, head_params, backbone
 
 
+def _head_group(head: Head, head_params: list, cfg: Mapping[str, Any], decay_norm_bias: bool) -> Group:
+    """The head's group: `head_lr_mult` times the base LR, from the first epoch."""
+    return Group(
+        HEAD_NAME,
+        float(cfg.get("head_lr_mult", 1.0)),
+        params=head_params,
+        decay_norm_bias=decay_norm_bias,
+        note=f"{head.path} ({head.how})",
+    )
+
+
 def _backbone_head(model: nn.Module, cfg: Mapping[str, Any], decay_norm_bias: bool) -> list[Group]:
     head, head_params, backbone = _split_head(model, cfg)
     return [
         Group("backbone", 1.0, int(cfg.get("freeze_epochs", 0)), params=backbone, decay_norm_bias=decay_norm_bias),
-        Group(
-            HEAD_NAME,
-            float(cfg.get("head_lr_mult", 1.0)),
-            params=head_params,
-            decay_norm_bias=decay_norm_bias,
-            note=f"{head.path} ({head.how})",
-        ),
+        _head_group(head, head_params, cfg, decay_norm_bias),
     ]
 
 
@@ -273,15 +278,7 @@ def _layer_decay(model: nn.Module, cfg: Mapping[str, Any], decay_norm_bias: bool
         for i, (name, layer) in enumerate(zip(_unique_names(layers), layers))
     ]
     groups[0].note = f"deepest of {len(layers)} layers; depth from {how}"
-    groups.append(
-        Group(
-            HEAD_NAME,
-            float(cfg.get("head_lr_mult", 1.0)),
-            params=head_params,
-            decay_norm_bias=decay_norm_bias,
-            note=f"{head.path} ({head.how})",
-        )
-    )
+    groups.append(_head_group(head, head_params, cfg, decay_norm_bias))
     return groups
 
 

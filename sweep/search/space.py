@@ -51,11 +51,11 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
 
 # Defaults chosen for epoch-level reports on short runs; `hydra.sweeper.pruner_options` overrides.
 # median and percentile also take hydra.sweeper.n_startup_trials and hydra.sweeper.n_warmup_steps.
+EARLIEST_RUNG = 2  # successive halving's first rung never before epoch 2 (`first_rung`)
 PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
     "median": {},
     "percentile": {"percentile": 25.0},
-    # min_resource: the first rung, where the run's epochs are not known (else `first_rung`)
-    "successive_halving": {"min_resource": 2, "reduction_factor": 3},
+    "successive_halving": {"reduction_factor": 3},  # min_resource: `first_rung` of the run's epochs
     "hyperband": {"min_resource": 1, "reduction_factor": 3},
     "none": {},
 }
@@ -242,8 +242,8 @@ def first_rung(epochs: Any) -> int:
     try:
         n = int(epochs)
     except (TypeError, ValueError):
-        return int(PRUNER_DEFAULTS["successive_halving"]["min_resource"])
-    return max(2, round(n / 6))
+        return EARLIEST_RUNG
+    return max(EARLIEST_RUNG, round(n / 6))
 
 
 def pruner_spec(
