@@ -22,12 +22,15 @@ OUTCOME_ATTR = "outcome"
 class Status(str, enum.Enum):
     """How a run ended. FAILED covers a diverged run; the reason says which failure it was.
     INTERRUPTED: stopped by a signal (preemption, a time limit, a kill) and resumable from its last
-    epoch end (`sweep.train.resume`); a sweep leaves such a trial running in its study."""
+    epoch end (`sweep.train.resume`); a sweep leaves such a trial running in its study. PAUSED:
+    stopped at a successive-halving rung with its resume state kept; the sweeper resumes it if
+    later trials rank it into the top of that rung, else prunes it (`sweep.search.pausing`)."""
 
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    PAUSED = "paused"
 
 
 def diverged_reason(
@@ -42,6 +45,11 @@ def diverged_reason(
 def pruned_reason(epoch: int, epochs: int, objective: str, value: float) -> str:
     """Why a run stopped early: "pruned after epoch 3/20 (val/acc=0.4123)"."""
     return f"pruned after epoch {epoch}/{epochs} ({objective}={value:.4g})"
+
+
+def paused_reason(epoch: int, epochs: int, objective: str, value: float) -> str:
+    """Why a run stopped at a rung and may go on: "paused after epoch 2/12 (val/acc=0.9123)"."""
+    return f"paused after epoch {epoch}/{epochs} ({objective}={value:.4g})"
 
 
 def interrupted_reason(signal_name: str, epochs_done: int) -> str:
@@ -79,10 +87,24 @@ def complete(value: float, epochs: int) -> Outcome:
     return Outcome(Status.COMPLETE, float(value), "", epochs)
 
 
+def write_status(out: str, outcome: Outcome) -> None:
+    """`status.yaml` in the job dir, from the outcome the trial gets: status (complete, pruned,
+    failed, ...), reason, epochs, value. Written atomically (a kill mid-write leaves the old one)."""
+    import os
+
+    import yaml
+
+    path = os.path.join(out, "status.yaml")
+    with open(f"{path}.tmp", "w") as f:
+        yaml.dump(outcome.to_dict(), f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
+    os.replace(f"{path}.tmp", path)
+
+
 class NoTrial:
     """A run outside a sweep: reports nowhere, never prunes, keeps its outcome for the caller."""
 
     number: int | None = None
+    pauses = False  # a stop asked at a halving rung is a pause (see `allow_pause`)
     params: Mapping[str, Any] = {}
     job_dir: str | None = None  # None: the job's own Hydra output dir
     config: Any = None
@@ -95,6 +117,9 @@ class NoTrial:
 
     def should_prune(self) -> bool:
         return False
+
+    def allow_pause(self) -> None:
+        """Said by a loop that keeps a resume state: a stop at a rung may be a pause (then `pauses`)."""
 
     def finish(self, outcome: Outcome) -> None:
         """Record how the run ended; call once, at the end."""

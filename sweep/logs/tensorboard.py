@@ -39,6 +39,7 @@ This module is the run's writer; `events.py` holds the event file and the summar
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import time
@@ -158,6 +159,8 @@ class RunWriter:
         interrupted run wrote from `step` on are dropped (a purge marker), the last epoch's scalars
         written again at `step`, and `best/...` goes on from the history's best."""
         self.events.restart_at(step)
+        for old in glob.glob(os.path.join(self.log_dir, f"events.out.tfevents.*{SESSION_SUFFIX}")):
+            os.remove(old)  # a paused run's session; this run writes its own at its end
         for h in history[:-1]:
             value = h.get(self.objective)
             if (

@@ -60,6 +60,14 @@ class StudyTrial(NoTrial):
     def should_prune(self) -> bool:
         return self.prunes and self.trial.should_prune()
 
+    def allow_pause(self) -> None:
+        from sweep.search import keys
+        from sweep.search.pausing import PausingHalving
+
+        if self.prunes and isinstance(self.trial.study.pruner, PausingHalving):
+            self.trial.set_user_attr(keys.PAUSABLE, True)  # the pruner pauses it at its rungs from now on
+            self.pauses = True
+
     def finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
         if self.remote:  # the sweeper reads it back from the storage

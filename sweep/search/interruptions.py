@@ -107,7 +107,7 @@ def take(
     now, taken = time.time(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        if trial_id in mine or not resumable(t, worker, stale_after_s, now):
+        if trial_id in mine or t.user_attrs.get(keys.PAUSED) or not resumable(t, worker, stale_after_s, now):
             continue
         if not claim(storage, trial_id):
             continue

@@ -42,6 +42,9 @@ JOB_DIR = "job_dir"
 DIVERGED = "diverged"
 PROCESS = "process"  # `host:pid` of the process running it now (`worker` is the identity that survives a requeue)
 INTERRUPTED = "interrupted"  # {epoch, job_dir, worker, time, reason} while a stopped trial waits to resume; null after
+PAUSABLE = "pausable"  # the job keeps a resume state: halving pauses it at a rung instead of pruning it
+PAUSED = "paused"  # {epoch, value} while a paused trial waits at its rung; null once resumed or pruned
+PROMOTED = "promoted"  # how many rungs the trial may pass (raised each time it is resumed)
 CLAIM = "claim"  # the process that is taking over an interrupted trial (written, then read back after a pause)
 FIXED = "fixed"
 

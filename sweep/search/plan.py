@@ -28,6 +28,7 @@ from sweep.errors import app_name, check
 from sweep.search import declaration as declared_keys
 from sweep.search import optuna_forms
 from sweep.search import space as search
+from sweep.search.pausing import PAUSE_KEY
 from sweep.search.processes import job_devices, resolve_workers
 from sweep.search.pruning import FLOOR_KEY
 from sweep.search.results import format_override
@@ -132,9 +133,10 @@ def compose_job(
     return job_cfg, list(fixed), declaration
 
 
-def pruning(c: SweeperConf, directions: list[str], epochs: Any = None) -> dict[str, Any]:
+def pruning(c: SweeperConf, directions: list[str], epochs: Any = None, n_workers: int = 1) -> dict[str, Any]:
     """The pruner's spec for trials of `epochs` (the app's, where it declares them); none for
-    several objectives (Optuna prunes on one value), said once."""
+    several objectives (Optuna prunes on one value), said once. Successive halving pauses trials
+    (`pause_trials`) where one process runs the study (a paused trial waits for its own worker)."""
     if len(directions) > 1:
         if c.pruner not in ("none", None):
             log.info("pruning is off: a study with %d objectives cannot be pruned", len(directions))
@@ -146,6 +148,9 @@ def pruning(c: SweeperConf, directions: list[str], epochs: Any = None) -> dict[s
         c.min_complete_trials,
         "an integer >= 0 (0: no floor)",
     )
+    check(isinstance(c.pause_trials, bool), "hydra.sweeper.pause_trials", c.pause_trials, "true or false")
+    if c.pause_trials and spec.get("name") == "successive_halving" and n_workers == 1:
+        spec = {**spec, PAUSE_KEY: True}
     return {**spec, FLOOR_KEY: c.min_complete_trials} if c.min_complete_trials and spec.get("name") != "none" else spec
 
 
@@ -178,7 +183,7 @@ def make_plan(c: SweeperConf, config: DictConfig, hydra_context: HydraContext, a
         assert check_config is not None  # a named hook loads or raises ConfigError
         parts = any(declaration.get(part) for part in declared_keys.PREFIXES)
         check_config(declared_keys.check_view(job_cfg, declaration) if parts else task_config(job_cfg))
-    pruner_spec = pruning(c, directions, declared_keys.run_epochs(job_cfg, declaration))
+    pruner_spec = pruning(c, directions, declared_keys.run_epochs(job_cfg, declaration), n_workers)
     pruner = search.build_pruner(pruner_spec)
     sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
     storage_spec = c.storage or os.path.join(sweep_dir, "study.journal")

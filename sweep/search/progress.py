@@ -45,8 +45,8 @@ def trial_line(number: int, params: dict[str, Any], outcome: Outcome, seconds: f
             if isinstance(outcome.value, (list, tuple))
             else f"{outcome.value:.4f}"
         )
-    elif status == Status.PRUNED:
-        ended = outcome.reason or "pruned"
+    elif status in (Status.PRUNED, Status.PAUSED):
+        ended = outcome.reason or status.value
     else:
         ended = f"failed: {outcome.reason}"
     took = "" if seconds is None else f"  {seconds:.1f} s"

@@ -27,6 +27,7 @@ class SweeperConf:
     n_warmup_steps: int = 2  # median/percentile: epochs a trial always trains before it can be pruned
     pruner_options: dict[str, Any] = field(default_factory=dict)  # other pruner arguments
     widen_edges: int = 0  # times the base LR's range may grow by a decade at an edge that holds the best trial
+    pause_trials: bool = False  # successive halving pauses a trial at a rung (resume state kept) instead of pruning it
     min_complete_trials: int = 0  # any pruner: no trial is pruned before this many trials completed (0: no floor)
     params: dict[str, Any] | None = field(
         default_factory=dict

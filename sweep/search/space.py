@@ -275,21 +275,26 @@ def pruner_spec(
 def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     """The pruner from its plain-data spec (as stored in the study for jobs in other processes)."""
     from sweep.search.optuna_forms import build_object, is_target
+    from sweep.search.pausing import PAUSE_KEY, PausingHalving
     from sweep.search.pruning import FLOOR_KEY, with_floor
 
     floor = int(spec.get(FLOOR_KEY) or 0)  # hydra.sweeper.min_complete_trials, on any pruner
-    spec = {k: v for k, v in spec.items() if k != FLOOR_KEY}
+    pause = bool(spec.get(PAUSE_KEY))  # hydra.sweeper.pause_trials, successive halving only
+    spec = {k: v for k, v in spec.items() if k not in (FLOOR_KEY, PAUSE_KEY)}
     if is_target(spec):
         return with_floor(build_object(spec, "hydra.sweeper.pruner"), floor)
     name = spec.get("name", "none")
     check(name in PRUNERS, "hydra.sweeper.pruner", name, f"one of {', '.join(PRUNERS)}")
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     try:
-        return with_floor(PRUNERS[name](**kwargs), floor)
+        built = with_floor(PRUNERS[name](**kwargs), floor)
     except TypeError as err:
         raise ConfigError(
             "hydra.sweeper.pruner_options", kwargs, f"arguments the {name} pruner takes ({err})"
         ) from None
+    if pause and isinstance(kwargs.get("min_resource"), int):
+        return PausingHalving(built, kwargs["min_resource"], int(kwargs.get("reduction_factor", 4)))
+    return built
 
 
 def load_hook(

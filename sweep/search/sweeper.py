@@ -30,11 +30,12 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from sweep.search import cluster, edges, interruptions, keys, processes, rerun, results, workers
+from sweep.search import cluster, edges, interruptions, keys, pausing, processes, rerun, results, workers
 from sweep.search import space as search
 from sweep.search.checkpoints import keep_best_checkpoints
 from sweep.search.optuna_forms import custom_overrides
 from sweep.search.plan import Plan, make_plan
+from sweep.search.pruning import FLOOR_KEY
 from sweep.search.recording import record
 from sweep.search.runners import Asked, InProcessJobs, Launch
 from sweep.search.settings import SweeperConf
@@ -125,6 +126,8 @@ class LRSweeper:
             if self.done(study, failures_in_a_row):
                 return
             free = c.n_trials - count(study, keys.FINISHED) - count(study, (TrialState.RUNNING,))
+            if self.resume_paused(plan, study, storage, free):
+                continue
             if free <= 0:  # other workers hold the remaining budget: wait for them
                 time.sleep(min(c.heartbeat_s, 1.0))
                 continue
@@ -186,9 +189,28 @@ class LRSweeper:
             for job, job_outcomes in zip(jobs, outcomes)
             for a, outcome in zip(job, job_outcomes)
         ]
-        if TrialState.RUNNING in states or stop_requested():  # a stop request: leave, resumable
+        stopped = any(Status(o.status) == Status.INTERRUPTED for job_outcomes in outcomes for o in job_outcomes)
+        if stopped or stop_requested():  # a stop request: leave, resumable
             raise interruptions.Stopped()
         return states
+
+    def resume_paused(self, plan: Plan, study: optuna.Study, storage: optuna.storages.BaseStorage, free: int) -> bool:
+        """Run a paused trial on to its next rung when it ranks there, or (every trial started) to the
+        end while the floor of complete trials is short; the rest pruned (`sweep.search.pausing`).
+        Paused trials left by an earlier run of the study are finished so even with pausing off."""
+        if not pausing.paused(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+            return False
+        spec, maximize = plan.pruner_spec, plan.directions[0] == "maximize"
+        eta = int(spec.get("reduction_factor", 3))
+        trial_id = pausing.next_to_resume(study, storage, eta, maximize)
+        if trial_id is None and free <= 0:
+            floor = int(spec.get(FLOOR_KEY) or 0)
+            trial_id = pausing.finish_paused(study, storage, floor, eta, maximize, plan.sweep_dir)
+        if trial_id is None:
+            return False
+        trial = optuna.trial.Trial(study, trial_id)
+        self.run_jobs(study, [[Asked(trial, trial_id, self.overrides_for(plan, trial))]])
+        return True
 
     def resume_interrupted(self, plan: Plan, study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
         """Run the interrupted trials this worker may take (its own at once, others' once stale)
@@ -243,6 +265,9 @@ class LRSweeper:
         it stays RUNNING, marked resumable (`sweep.search.interruptions`)."""
         if Status(outcome.status) == Status.INTERRUPTED:
             interruptions.mark(asked.trial.storage, asked.trial_id, asked.trial.number, outcome)
+            return TrialState.RUNNING
+        if Status(outcome.status) == Status.PAUSED:  # waits at its rung (`sweep.search.pausing`)
+            pausing.mark(asked.trial, outcome)
             return TrialState.RUNNING
         return record(study, asked.trial, outcome)
 

@@ -128,7 +128,8 @@ def reclaim_dead(
     reclaimed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        if trial_id in mine or t.user_attrs.get(keys.INTERRUPTED) or not is_dead(t, stale_after_s):
+        waiting = t.user_attrs.get(keys.INTERRUPTED) or t.user_attrs.get(keys.PAUSED)
+        if trial_id in mine or waiting or not is_dead(t, stale_after_s):
             continue
         worker = t.user_attrs.get(keys.WORKER, "?")
         if sweep_dir is not None and interruptions.has_resume_state(t, sweep_dir):

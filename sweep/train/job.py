@@ -20,7 +20,7 @@ from sweep.train.devices import on_devices
 from sweep.train.loop import Result, save_checkpoint, train
 from sweep.train.resume import ResumePoint, fingerprint
 from sweep.train.runtime import in_multirun, job_dir, task_overrides
-from sweep.trial import NoTrial, Outcome, Status, complete
+from sweep.trial import NoTrial, Outcome, Status, complete, write_status
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,6 @@ def lookup(settings: dict[str, Any], key: str) -> Any:
     return node
 
 
-def write_status(out: str, outcome: Outcome) -> None:
-    """`status.yaml` in the job dir, from the outcome the trial gets: status (complete, pruned,
-    failed), reason, epochs, value. Written atomically (a kill mid-write leaves the old one)."""
-    import yaml
-
-    path = os.path.join(out, "status.yaml")
-    with open(f"{path}.tmp", "w") as f:
-        yaml.dump(outcome.to_dict(), f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
-    os.replace(f"{path}.tmp", path)
-
-
 def outcome_of(result: Result, value: float) -> Outcome:
     """The one outcome of a run: COMPLETE with its objective, or PRUNED or FAILED with the reason."""
     if result.status == Status.COMPLETE:
@@ -98,10 +87,12 @@ def open_writer(b: Built, out: str) -> RunWriter:
 
 def close_writer(writer: RunWriter, b: Built, trial: NoTrial, status: str) -> None:
     """The run's HPARAMS session, written at its end with its real status: every set and searched
-    key (the searched ones marked as varying) and each group's peak LR."""
-    if status == Status.INTERRUPTED.value:  # the resumed run writes the session at its real end
+    key (the searched ones marked as varying) and each group's peak LR. A paused run's says pruned,
+    which it is unless it resumes (its resumed run then writes its own in its place)."""
+    if status == Status.INTERRUPTED.value:  # the resumed run writes it at its real end
         writer.close(last_point=False)
         return
+    status = Status.PRUNED.value if status == Status.PAUSED.value else status
     main = b.task.metrics[0]
     peaks = {pg["group"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
     writer.finish(
@@ -186,7 +177,7 @@ def train_job(cfg: DictConfig, trial: NoTrial | None = None) -> float:
     finally:
         if writer is not None and b is not None:  # the writer is opened once the job is built
             close_writer(writer, b, trial, status)
-    if resume is not None and outcome.status != Status.INTERRUPTED:
+    if resume is not None and outcome.status not in (Status.INTERRUPTED, Status.PAUSED):
         resume.discard()
     conclude(b, out, outcome, result.updates, trial)
     if not in_multirun():

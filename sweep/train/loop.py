@@ -48,7 +48,7 @@ from sweep.train.distributed import ONE_PROCESS, Ranks
 from sweep.train.resume import ResumePoint, load_resume_state, restore_state, save_resume_state, stop_requested
 from sweep.train.sync_window import LossWindow, SyncDebug
 from sweep.train.task import Task, call_model
-from sweep.trial import NoTrial, Status, diverged_reason, interrupted_reason, pruned_reason
+from sweep.trial import NoTrial, Status, diverged_reason, interrupted_reason, paused_reason, pruned_reason
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,8 @@ def train(
     scheduler = ScheduleLR(optimizer, schedule)
     result = Result()
     start = _resume(resume, model, optimizer, scheduler, result, batches, writer)
+    if resume is not None and ranks.world == 1:
+        trial.allow_pause()  # a halving rung may pause this run: its resume state is kept
     try:
         for epoch in range(start, epochs):
             started, first = time.perf_counter(), result.updates
@@ -229,14 +231,15 @@ def train(
                 "train/loss": window.total / max(window.updates, 1),
                 **ranks.evaluate(model, val, task, autocast),
             }
-            if not _end_epoch(result, metrics, scheduler, writer, trial, objective, epoch, epochs, started, curves):
-                break
-            if resume is not None and epoch + 1 < epochs:
+            going_on = _end_epoch(result, metrics, scheduler, writer, trial, objective, epoch, epochs, started, curves)
+            if resume is not None and epoch + 1 < epochs and (going_on or result.status == Status.PAUSED):
                 if ranks.rank == 0:
                     save_resume_state(resume, model, optimizer, scheduler, result, batches, result.updates)
-                if ranks.stopped():
+                if going_on and ranks.stopped():
                     _interrupt(result, result.updates)
                     break
+            if not going_on:
+                break
     finally:
         debug.disarm()
     return result
@@ -301,8 +304,8 @@ def _end_epoch(
     value = metrics.get(objective, float("nan"))
     trial.report(value, epoch + 1)
     if epoch + 1 < epochs and trial.should_prune():
-        result.status = Status.PRUNED
-        result.reason = pruned_reason(epoch + 1, epochs, objective, value)
+        result.status = Status.PAUSED if trial.pauses else Status.PRUNED
+        result.reason = (paused_reason if trial.pauses else pruned_reason)(epoch + 1, epochs, objective, value)
         log.info("trial %s %s", trial.number, result.reason)
         return False
     return True
