@@ -7,11 +7,13 @@ grid's points inside the preset's LR range for the optimizer (the first with mul
 preset's one-LR trial), lets a rule decide how far each trains, and picks the best complete one:
 
 - none: every trial trains its whole run;
-- halving: what `search=lr` ships, Optuna's successive halving (first rung a sixth of the run, the
-  top third goes on, a trial the best so far always goes on) with a floor of 3 complete trials;
-- halving, resumed: the same rungs with trials paused instead of stopped (asynchronous successive
-  halving as published: a paused trial resumes from its rung once it ranks in the top third there,
-  and the best paused ones finish the run at the end until 3 are complete).
+- halving: Optuna's successive halving (first rung a sixth of the run, the top third goes on, a
+  trial the best so far always goes on) with a floor of 3 complete trials, `search=lr` before
+  `hydra.sweeper.pause_trials`;
+- paused: the same rungs with trials paused instead of stopped (asynchronous successive halving as
+  published, `sweep.search.pausing`: a paused trial resumes from its rung once it ranks in the top
+  third there, and the best paused ones finish the run at the end until 3 are complete), the first
+  rung at a sixth of the run, or at a quarter (what `pause_trials` ships).
 
 Draws: `random` (each point at random, as TPE's first trials) or `even` (the LRs in the range
 cycled in a shuffled order, the multipliers likewise: a space-filling start). Gap: the grid's best
@@ -84,8 +86,8 @@ def at(run: Run, epoch: int) -> float:
     return run[2][epoch - 1] if epoch <= len(run[2]) else float("-inf")
 
 
-def rungs(epochs: int, rule: Rule) -> list[int]:
-    r, out = rule.first_rung or first_rung(epochs), []
+def rungs(epochs: int, rule: Rule, paused: bool = False) -> list[int]:
+    r, out = rule.first_rung or first_rung(epochs, paused), []
     while r < epochs:
         out.append(r)
         r *= rule.eta
@@ -120,10 +122,17 @@ def halving(trials: list[Run], epochs: int, rule: Rule) -> tuple[float, int]:
     return max(finals, default=float("-inf")), trained
 
 
-def halving_resumed(trials: list[Run], epochs: int, rule: Rule) -> tuple[float, int]:
+def paused_at_a_quarter(trials: list[Run], epochs: int, rule: Rule) -> tuple[float, int]:
+    """`hydra.sweeper.pause_trials` as shipped: pausing, its first rung at a quarter of the run."""
+    return halving_resumed(trials, epochs, rule, rungs(epochs, rule, paused=True))
+
+
+def halving_resumed(
+    trials: list[Run], epochs: int, rule: Rule, rung_epochs: list[int] | None = None
+) -> tuple[float, int]:
     """Asynchronous successive halving with paused trials: before each new trial, resume a paused
     one that ranks within the top third of its rung; at the end finish the best paused ones."""
-    stops = [*rungs(epochs, rule), epochs]
+    stops = [*(rungs(epochs, rule) if rung_epochs is None else rung_epochs), epochs]
     reached: dict[int, dict[int, float]] = {r: {} for r in stops}
     promoted: dict[int, set[int]] = {r: set() for r in stops}
     trained_to: dict[int, int] = {}
@@ -188,9 +197,9 @@ def draw_even(space: list[Run], rng: random.Random, n: int) -> list[Run]:
 ARMS: dict[str, tuple[Callable, Callable]] = {
     "none, random": (no_pruning, draw_random),
     "none, even": (no_pruning, draw_even),
-    "halving, random": (halving, draw_random),
-    "halving, even": (halving, draw_even),
-    "halving resumed, even": (halving_resumed, draw_even),
+    "halving": (halving, draw_random),
+    "paused, rung E/6": (halving_resumed, draw_random),
+    "paused, rung E/4": (paused_at_a_quarter, draw_random),
 }
 
 

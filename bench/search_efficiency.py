@@ -90,6 +90,7 @@ SETTINGS: dict[str, tuple[list[str], int]] = {
         12,
     ),
 }
+PROGRESS = re.compile(r"trial (\d+)  .*  (\d+) epochs?  ([\d.]+) s$", re.M)  # sweep.search.progress lines
 STAMP = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
@@ -227,7 +228,7 @@ def search(setting: list[str], epochs: int, seed: int, extra: list[str], maximiz
     return {
         "wall": r["wall"],
         "work": r["work"],
-        "fixed": (r["wall"] - r["work"]) + first_trial_overhead(out),
+        "fixed": (r["wall"] - r["work"]) + first_trial_overhead(r["log"]),
         "epochs": sum(int(j["epochs"]) for j in done) + range_test,
         "range_test": range_test,
         "complete": states.count("complete"),
@@ -238,19 +239,19 @@ def search(setting: list[str], epochs: int, seed: int, extra: list[str], maximiz
     }
 
 
-def first_trial_overhead(out: str) -> float:
-    """Seconds trial 0 took beyond its epochs at the other trials' median pace (trials.csv): the
-    first optimizer's imports, the data read once, torch's first kernels; the grid pays them once too."""
-    import csv
-
-    with open(os.path.join(out, "trials.csv"), newline="") as f:
-        rows = [(int(r["number"]), float(r["epochs"] or 0), float(r["duration_s"] or 0)) for r in csv.DictReader(f)]
-    pace = [d / e for n, e, d in rows if n > 0 and e > 0]
-    first = [(e, d) for n, e, d in rows if n == 0]
-    if not pace or not first:
+def first_trial_overhead(log_text: str) -> float:
+    """Seconds trial 0 took beyond its epochs at the other trials' median pace, from each trial's
+    first progress line (its first stretch of training: a paused trial's later lines count its
+    wait): the first optimizer's imports, the data read once, torch's first kernels; the grid pays
+    them once too."""
+    first: dict[int, tuple[int, float]] = {}
+    for m in PROGRESS.finditer(log_text):
+        first.setdefault(int(m.group(1)), (int(m.group(2)), float(m.group(3))))
+    pace = [seconds / epochs for n, (epochs, seconds) in first.items() if n > 0 and epochs > 0]
+    if not pace or 0 not in first:
         return 0.0
-    epochs, duration = first[0]
-    return max(0.0, duration - epochs * statistics.median(pace))
+    epochs, seconds = first[0]
+    return max(0.0, seconds - epochs * statistics.median(pace))
 
 
 def gap(grid_best: float, search_best: float, maximize: bool) -> float:

@@ -28,7 +28,6 @@ from sweep.errors import app_name, check
 from sweep.search import declaration as declared_keys
 from sweep.search import optuna_forms
 from sweep.search import space as search
-from sweep.search.pausing import PAUSE_KEY
 from sweep.search.processes import job_devices, resolve_workers
 from sweep.search.pruning import FLOOR_KEY
 from sweep.search.results import format_override
@@ -141,16 +140,15 @@ def pruning(c: SweeperConf, directions: list[str], epochs: Any = None, n_workers
         if c.pruner not in ("none", None):
             log.info("pruning is off: a study with %d objectives cannot be pruned", len(directions))
         return search.pruner_spec("none", {})
-    spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps, epochs)
+    check(isinstance(c.pause_trials, bool), "hydra.sweeper.pause_trials", c.pause_trials, "true or false")
+    pause = c.pause_trials and n_workers == 1
+    spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps, epochs, pause)
     check(
         isinstance(c.min_complete_trials, int) and c.min_complete_trials >= 0,
         "hydra.sweeper.min_complete_trials",
         c.min_complete_trials,
         "an integer >= 0 (0: no floor)",
     )
-    check(isinstance(c.pause_trials, bool), "hydra.sweeper.pause_trials", c.pause_trials, "true or false")
-    if c.pause_trials and spec.get("name") == "successive_halving" and n_workers == 1:
-        spec = {**spec, PAUSE_KEY: True}
     return {**spec, FLOOR_KEY: c.min_complete_trials} if c.min_complete_trials and spec.get("name") != "none" else spec
 
 

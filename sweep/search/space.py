@@ -233,26 +233,33 @@ def build_sampler(
         ) from None
 
 
-def first_rung(epochs: Any) -> int:
-    """Successive halving's first rung (`min_resource`) for runs of `epochs`: a sixth of the run, at
-    least epoch 2 (2 where the epochs are unknown). The short-horizon bias (a rung early in the run
-    favours fast starters) follows the share of the run, not the epoch: on the search-efficiency
-    bench a rung at epoch 2 held on runs of 6-12 epochs (epoch 1 cost diabetes/Adam 2% of RMSE at 8
-    epochs), while at 24 epochs it cost diabetes 8% of RMSE over 6 seeds and epoch 4 0.6%."""
+def first_rung(epochs: Any, paused: bool = False) -> int:
+    """Successive halving's first rung (`min_resource`) for runs of `epochs`: a sixth of the run, a
+    quarter where trials pause at rungs, at least epoch 2 (2 where the epochs are unknown). The
+    short-horizon bias (a rung early in the run favours fast starters) follows the share of the run,
+    not the epoch: at 24 epochs a rung at epoch 2 cost diabetes/Adam 8% of RMSE over 6 seeds, epoch 4
+    0.6%. Pausing stops more trials at each rung (each is ranked against all, not only the earlier
+    ones), and spends that saving on a later rung (docs/benchmarks.md: Time to a good learning rate)."""
     try:
         n = int(epochs)
     except (TypeError, ValueError):
         return EARLIEST_RUNG
-    return max(EARLIEST_RUNG, round(n / 6))
+    return max(EARLIEST_RUNG, round(n / (4 if paused else 6)))
 
 
 def pruner_spec(
-    name: Any, options: Mapping[str, Any], n_startup_trials: int = 5, n_warmup_steps: int = 2, epochs: Any = None
+    name: Any,
+    options: Mapping[str, Any],
+    n_startup_trials: int = 5,
+    n_warmup_steps: int = 2,
+    epochs: Any = None,
+    pause: bool = False,
 ) -> dict[str, Any]:
     """The pruner as plain data (stored in the study, so jobs in other processes rebuild it); a
     `{_target_: optuna.pruners.X, ...}` is kept as it is. Successive halving's first rung follows
     the run's `epochs` (`first_rung`) unless the options name it."""
     from sweep.search.optuna_forms import is_target
+    from sweep.search.pausing import PAUSE_KEY
 
     if is_target(name):
         return dict(name)
@@ -268,7 +275,7 @@ def pruner_spec(
     if name in ("median", "percentile"):
         spec.update(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
     if name == "successive_halving":
-        spec["min_resource"] = first_rung(epochs)
+        spec.update(min_resource=first_rung(epochs, pause), **({PAUSE_KEY: True} if pause else {}))
     return {**spec, **dict(options or {})}
 
 

@@ -108,6 +108,9 @@ def report(
         stopped = t.user_attrs.get(keys.INTERRUPTED)
         if isinstance(stopped, dict):  # waiting for its worker to come back (sweep.search.interruptions)
             beat_text = f"{stopped.get('reason') or 'interrupted'} {ago(now - float(stopped.get('time') or 0))}"
+        paused = t.user_attrs.get(keys.PAUSED)
+        if isinstance(paused, dict):  # waiting at its rung (sweep.search.pausing)
+            beat_text = f"paused after epoch {paused.get('epoch')} {ago(now - float(paused.get('time') or 0))}"
         lines.append(f"  #{t.number}  worker {worker}  {beat_text}{started}  {_params(t.params)}")
     workers = slurm_jobs.worker_lines(trials, study_jobs)
     if workers:

@@ -172,8 +172,23 @@ def test_a_sweep_pauses_resumes_and_prunes_at_rungs(tmp_path):
         epochs = sorted(t.intermediate_values)
         assert epochs == list(range(1, len(epochs) + 1))  # a resumed trial goes on where it paused, once
         if t.state == TrialState.PRUNED:
-            assert epochs[-1] in (2, 6) and "not resumed" in rows[t.number]["failure_reason"]
+            assert (
+                epochs[-1] in (3, 9) and "not resumed"
+            )  # rungs at a quarter of the run, then x3 in rows[t.number]["failure_reason"]
         status = yaml.safe_load((d / str(t.number) / "status.yaml").read_text())
         assert status["status"] == t.state.name.lower() and status["epochs"] == epochs[-1]
     assert not [p for p, _, files in os.walk(d) if "resume.pt" in files]
     assert any(t.user_attrs.get(keys.PROMOTED) for t in load_study(d).trials)  # some trial was resumed
+
+
+def test_paused_trials_left_by_a_stopped_sweep_are_finished_when_it_runs_again(monkeypatch, tmp_path):
+    d = sweep(monkeypatch, tmp_path, "hydra.sweeper.n_trials=2")
+    study = load_study(d)
+    left = study.ask({"x": FloatDistribution(-2, 2), "y": FloatDistribution(-4, 0)})
+    left.report(3.0, 1)
+    pausing.mark(left, Outcome(Status.PAUSED, None, "paused after epoch 1/3 (objective=3)", 1))
+    sweep(monkeypatch, tmp_path, "hydra.sweeper.n_trials=4")  # pausing off here: the waiting trial still ends
+    trials = load_study(d).trials
+    assert len(trials) == 4 and not [t for t in trials if t.state == TrialState.RUNNING]
+    assert trials[left.number].state == TrialState.PRUNED
+    assert "not resumed" in trials[left.number].user_attrs[keys.OUTCOME]["reason"]

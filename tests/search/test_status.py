@@ -173,3 +173,15 @@ def test_a_failure_with_no_reason_says_so(tmp_path):
     text = status.status(str(tmp_path / "j"))
     assert "  #0  no reason recorded" in text and "  #1  no reason recorded" in text
     assert "trials: 2 FAIL (2 in all)" in text
+
+
+def test_a_paused_trial_says_where_it_waits(tmp_path):
+    d = tmp_path / "sweep2"
+    study = create_or_load_study(open_storage(str(d / "study.journal")), "sweep2", "maximize")
+    now = time.time()
+    waiting = study.ask()
+    waiting.suggest_float("optimizer.lr", 1e-3, 1, log=True)
+    waiting.set_user_attr("worker", "node7:4242")
+    waiting.set_user_attr("paused", {"epoch": 3, "time": now - 90})
+    line = next(ln for ln in status.status(str(d)).splitlines() if ln.startswith("  #0"))
+    assert "paused after epoch 3 90s ago" in line

@@ -173,6 +173,7 @@ def test_a_sweep_killed_mid_trial_resumes_that_trial_when_run_again(tmp_path):
         "trainer.epochs=150",
         "trainer.threads=1",
         "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.pause_trials=false",  # trial 0 trains on until the kill (no pause at a rung)
         "hydra.sweeper.plots=false",
         f"hydra.sweep.dir={d}",
     ]
