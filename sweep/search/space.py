@@ -274,8 +274,9 @@ def pruner_spec(
         return spec
     if name in ("median", "percentile"):
         spec.update(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
-    if name == "successive_halving":
-        spec.update(min_resource=first_rung(epochs, pause), **({PAUSE_KEY: True} if pause else {}))
+    if name == "successive_halving":  # pause: the pausing trials' first rung (a named min_resource is everyone's)
+        spec["min_resource"] = dict(options or {}).get("min_resource", first_rung(epochs))
+        spec.update({PAUSE_KEY: dict(options or {}).get("min_resource", first_rung(epochs, True))} if pause else {})
     return {**spec, **dict(options or {})}
 
 
@@ -286,7 +287,7 @@ def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     from sweep.search.pruning import FLOOR_KEY, with_floor
 
     floor = int(spec.get(FLOOR_KEY) or 0)  # hydra.sweeper.min_complete_trials, on any pruner
-    pause = bool(spec.get(PAUSE_KEY))  # hydra.sweeper.pause_trials, successive halving only
+    pause = spec.get(PAUSE_KEY)  # hydra.sweeper.pause_trials: the pausing trials' first rung
     spec = {k: v for k, v in spec.items() if k not in (FLOOR_KEY, PAUSE_KEY)}
     if is_target(spec):
         return with_floor(build_object(spec, "hydra.sweeper.pruner"), floor)
@@ -299,8 +300,8 @@ def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
         raise ConfigError(
             "hydra.sweeper.pruner_options", kwargs, f"arguments the {name} pruner takes ({err})"
         ) from None
-    if pause and isinstance(kwargs.get("min_resource"), int):
-        return PausingHalving(built, kwargs["min_resource"], int(kwargs.get("reduction_factor", 4)))
+    if isinstance(pause, int) and not isinstance(pause, bool) and name == "successive_halving":
+        return PausingHalving(built, pause, int(kwargs.get("reduction_factor", 4)))
     return built
 
 

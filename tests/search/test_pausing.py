@@ -17,6 +17,7 @@ from test_sweeper import study as load_study
 from test_sweeper import sweep
 
 from sweep.search import interruptions, keys, pausing, workers
+from sweep.search import space as search
 from sweep.search.storage import open_storage
 from sweep.trial import Outcome, Status
 
@@ -131,7 +132,10 @@ def test_pausing_needs_one_worker_and_successive_halving():
     from sweep.search.settings import SweeperConf
 
     conf = SweeperConf(pruner="successive_halving", pause_trials=True, min_complete_trials=3)
-    assert pruning(conf, ["maximize"], 12)[pausing.PAUSE_KEY] is True
+    assert pruning(conf, ["maximize"], 12)[pausing.PAUSE_KEY] == 3  # a quarter of the run
+    built = search.build_pruner(pruning(conf, ["maximize"], 12))
+    assert isinstance(built, pausing.PausingHalving) and built.min_resource == 3
+    assert built.inner.inner._min_resource == 2  # a trial that cannot pause: Optuna's halving from a sixth
     assert pausing.PAUSE_KEY not in pruning(conf, ["maximize"], 12, n_workers=2)
     assert pausing.PAUSE_KEY not in pruning(SweeperConf(pruner="median", pause_trials=True), ["maximize"], 12)
 
