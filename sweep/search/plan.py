@@ -135,13 +135,14 @@ def compose_job(
 def pruning(c: SweeperConf, directions: list[str], epochs: Any = None, n_workers: int = 1) -> dict[str, Any]:
     """The pruner's spec for trials of `epochs` (the app's, where it declares them); none for
     several objectives (Optuna prunes on one value), said once. Successive halving pauses trials
-    (`pause_trials`) where one process runs the study (a paused trial waits for its own worker)."""
+    (`pause_trials`) where one process runs the study one trial at a time (a paused trial waits for
+    its own worker, and resumes alone)."""
     if len(directions) > 1:
         if c.pruner not in ("none", None):
             log.info("pruning is off: a study with %d objectives cannot be pruned", len(directions))
         return search.pruner_spec("none", {})
     check(isinstance(c.pause_trials, bool), "hydra.sweeper.pause_trials", c.pause_trials, "true or false")
-    pause = c.pause_trials and n_workers == 1
+    pause = c.pause_trials and n_workers == 1 and c.n_jobs == 1 and c.trials_per_job == 1
     spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps, epochs, pause)
     check(
         isinstance(c.min_complete_trials, int) and c.min_complete_trials >= 0,

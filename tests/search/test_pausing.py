@@ -127,7 +127,7 @@ def test_a_paused_trial_is_neither_reclaimed_as_dead_nor_taken_as_interrupted(tm
     assert study.trials[0].state == TrialState.RUNNING
 
 
-def test_pausing_needs_one_worker_and_successive_halving():
+def test_pausing_needs_one_trial_at_a_time_and_successive_halving():
     from sweep.search.plan import pruning
     from sweep.search.settings import SweeperConf
 
@@ -137,6 +137,8 @@ def test_pausing_needs_one_worker_and_successive_halving():
     assert isinstance(built, pausing.PausingHalving) and built.min_resource == 3
     assert built.inner.inner._min_resource == 2  # a trial that cannot pause: Optuna's halving from a sixth
     assert pausing.PAUSE_KEY not in pruning(conf, ["maximize"], 12, n_workers=2)
+    batches = SweeperConf(pruner="successive_halving", pause_trials=True, n_jobs=4)
+    assert pausing.PAUSE_KEY not in pruning(batches, ["maximize"], 12)
     assert pausing.PAUSE_KEY not in pruning(SweeperConf(pruner="median", pause_trials=True), ["maximize"], 12)
 
 
