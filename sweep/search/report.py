@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 
 from sweep.errors import ConfigError
+from sweep.search import keys
 from sweep.search import report_analysis as an
 from sweep.search import report_checks as checks
 from sweep.search import report_figures as figs
@@ -195,7 +196,8 @@ def build(study: optuna.Study, ctx: Context) -> str:
     tied = an.ties(points, best, nz, maximize) if best else []
     band = an.band(points, tied, best)
     best_trial = by_number[best.number] if best else None
-    warns = checks.warnings(points, best_trial, maximize, ctx.command, ctx.sweep_dir, mults, ctx.changed)
+    pruner = str((study.user_attrs.get(keys.PRUNER) or {}).get("name", "median"))
+    warns = checks.warnings(points, best_trial, maximize, ctx.command, ctx.sweep_dir, mults, ctx.changed, pruner)
     sched = an.schedule_verdict(points, maximize)
     meta += f"; objective {ctx.metric}, {'maximized' if maximize else 'minimized'}"
     sections = [

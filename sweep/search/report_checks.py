@@ -55,7 +55,8 @@ def budget(points: Sequence[Point], trials: Sequence[FrozenTrial]) -> dict[str, 
 def with_override(command: str, key: str, text: str, sweep_dir: str | None = None, suffix: str = "") -> str:
     """The sweep's command with `key=text` in place of the key's own override; with `suffix`, in a
     new sweep dir `<sweep dir><suffix>` (a new study)."""
-    drop = (f"{key}=", "hydra.sweep.dir=") if suffix and sweep_dir else (f"{key}=",)
+    bare = key.lstrip("+~")
+    drop = (f"{bare}=", "hydra.sweep.dir=") if suffix and sweep_dir else (f"{bare}=",)
     parts = [p for p in shlex.split(command) if not p.lstrip("+~").startswith(drop)]
     parts.append(f"{key}={text}")
     if suffix and sweep_dir:
@@ -103,8 +104,14 @@ def edge_warnings(best: FrozenTrial, command: str, sweep_dir: str | None, mults:
     return out
 
 
-def horizon_warning(points: Sequence[Point], maximize: bool, command: str, sweep_dir: str | None) -> Warning_ | None:
-    """A pruned trial that was improving faster at its last epoch than every trial that went on."""
+LATER = {False: "hydra.sweeper.n_warmup_steps", True: "+hydra.sweeper.pruner_options.min_resource"}
+
+
+def horizon_warning(
+    points: Sequence[Point], maximize: bool, command: str, sweep_dir: str | None, pruner: str = "median"
+) -> Warning_ | None:
+    """A pruned trial that was improving faster at its last epoch than every trial that went on; the
+    fix moves the first pruning point (successive halving's first rung, else the warm-up epochs)."""
     sign = 1 if maximize else -1
 
     def gain(p: Point, upto: int) -> float | None:
@@ -120,7 +127,9 @@ def horizon_warning(points: Sequence[Point], maximize: bool, command: str, sweep
                 f"Trial #{p.number} (LR {p.lr:.3g}) was pruned after {len(p.curve)} epochs while improving "
                 f"fastest ({mine:+.3g} in its last epoch; the complete trials at most {max(others):+.3g}): "
                 "pruning on early epochs favours small LRs (short-horizon bias). Prune later, or not:",
-                with_override(command, "hydra.sweeper.n_warmup_steps", str(len(p.curve) * 2), sweep_dir, "-later")
+                with_override(
+                    command, LATER[pruner == "successive_halving"], str(len(p.curve) * 2), sweep_dir, "-later"
+                )
                 + "   # or hydra.sweeper.pruner=none",
                 [p.number],
             )
@@ -135,8 +144,9 @@ def warnings(
     sweep_dir: str | None,
     mults: Sequence[str],
     changed: Sequence[str],
+    pruner: str = "median",
 ) -> list[Warning_]:
-    """Every warning that applies, each with the command that fixes it."""
+    """Every warning that applies, each with the command that fixes it (`pruner`: the study's)."""
     out: list[Warning_] = edge_warnings(best, command, sweep_dir, mults) if best is not None else []
     n_done = sum(p.complete for p in points)
     if n_done < MIN_COMPLETE:
@@ -149,7 +159,7 @@ def warnings(
                 [],
             )
         )
-    if (h := horizon_warning(points, maximize, command, sweep_dir)) is not None:
+    if (h := horizon_warning(points, maximize, command, sweep_dir, pruner)) is not None:
         out.append(h)
     if changed:
         out.append(

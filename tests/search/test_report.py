@@ -177,6 +177,10 @@ def test_too_few_complete_trials_and_short_horizon_bias_warn():
     assert "Only 1 complete trials" in texts
     horizon = [w for w in warns if "short-horizon" in w.text]
     assert horizon and horizon[0].numbers == [1] and "hydra.sweeper.n_warmup_steps=4" in horizon[0].command
+    command = "python train.py -m search=lr +hydra.sweeper.pruner_options.min_resource=1"
+    halving = checks.warnings(points(study), study.trials[0], True, command, None, [], [], "successive_halving")
+    fix = next(w.command for w in halving if "short-horizon" in w.text)
+    assert fix.startswith(f"{command[:-2]}=4 ")  # halving's first rung moved, the old override replaced
 
 
 @pytest.mark.parametrize("one, want", [(0.90, "beat one LR"), (0.945, "tied with one LR"), (0.99, "lost to one LR")])
