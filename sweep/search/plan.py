@@ -28,7 +28,7 @@ from sweep.errors import app_name, check
 from sweep.search import declaration as declared_keys
 from sweep.search import optuna_forms
 from sweep.search import space as search
-from sweep.search.processes import job_devices, resolve_workers
+from sweep.search.processes import is_worker, job_devices, resolve_workers
 from sweep.search.pruning import FLOOR_KEY
 from sweep.search.results import format_override
 from sweep.search.runners import task_config
@@ -132,17 +132,18 @@ def compose_job(
     return job_cfg, list(fixed), declaration
 
 
-def pruning(c: SweeperConf, directions: list[str], epochs: Any = None, n_workers: int = 1) -> dict[str, Any]:
+def pruning(c: SweeperConf, directions: list[str], epochs: Any = None, alone: bool = True) -> dict[str, Any]:
     """The pruner's spec for trials of `epochs` (the app's, where it declares them); none for
     several objectives (Optuna prunes on one value), said once. Successive halving pauses trials
-    (`pause_trials`) where one process runs the study one trial at a time (a paused trial waits for
-    its own worker, and resumes alone)."""
+    (`pause_trials`) where the sweep is `alone`: one process, no other worker on its study, its jobs
+    in that process one at a time (a paused trial waits for the process that paused it, and resumes
+    alone)."""
     if len(directions) > 1:
         if c.pruner not in ("none", None):
             log.info("pruning is off: a study with %d objectives cannot be pruned", len(directions))
         return search.pruner_spec("none", {})
     check(isinstance(c.pause_trials, bool), "hydra.sweeper.pause_trials", c.pause_trials, "true or false")
-    pause = c.pause_trials and n_workers == 1 and c.n_jobs == 1 and c.trials_per_job == 1
+    pause = c.pause_trials and alone and c.n_jobs == 1 and c.trials_per_job == 1
     spec = search.pruner_spec(c.pruner, c.pruner_options, c.n_startup_trials, c.n_warmup_steps, epochs, pause)
     check(
         isinstance(c.min_complete_trials, int) and c.min_complete_trials >= 0,
@@ -182,7 +183,8 @@ def make_plan(c: SweeperConf, config: DictConfig, hydra_context: HydraContext, a
         assert check_config is not None  # a named hook loads or raises ConfigError
         parts = any(declaration.get(part) for part in declared_keys.PREFIXES)
         check_config(declared_keys.check_view(job_cfg, declaration) if parts else task_config(job_cfg))
-    pruner_spec = pruning(c, directions, declared_keys.run_epochs(job_cfg, declaration), n_workers)
+    alone = n_workers == 1 and jobs_in_process and not is_worker()  # workers run with workers=1
+    pruner_spec = pruning(c, directions, declared_keys.run_epochs(job_cfg, declaration), alone)
     pruner = search.build_pruner(pruner_spec)
     sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
     storage_spec = c.storage or os.path.join(sweep_dir, "study.journal")

@@ -136,7 +136,7 @@ def test_pausing_needs_one_trial_at_a_time_and_successive_halving():
     built = search.build_pruner(pruning(conf, ["maximize"], 12))
     assert isinstance(built, pausing.PausingHalving) and built.min_resource == 3
     assert built.inner.inner._min_resource == 2  # a trial that cannot pause: Optuna's halving from a sixth
-    assert pausing.PAUSE_KEY not in pruning(conf, ["maximize"], 12, n_workers=2)
+    assert pausing.PAUSE_KEY not in pruning(conf, ["maximize"], 12, alone=False)  # workers, a launcher
     batches = SweeperConf(pruner="successive_halving", pause_trials=True, n_jobs=4)
     assert pausing.PAUSE_KEY not in pruning(batches, ["maximize"], 12)
     assert pausing.PAUSE_KEY not in pruning(SweeperConf(pruner="median", pause_trials=True), ["maximize"], 12)
