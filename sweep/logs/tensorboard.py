@@ -192,8 +192,10 @@ class RunWriter:
         searched: Iterable[str] = (),
         peaks: Mapping[str, float] | None = None,
         metric_tags: Iterable[str] = DEFAULT_METRICS,
+        last_point: bool = True,
     ) -> None:
-        """Write the HPARAMS session with the run's real status and times, then close.
+        """Write the HPARAMS session with the run's real status and times, then close (`last_point`
+        False: a paused run, whose resumed run goes on from here, keeps its LR curve on the stride).
 
         `status`: complete | pruned | failed | diverged (a sweep.trial.Status works too);
         `metrics`: final values to add at the last step (e.g. {"objective": 0.93});
@@ -202,7 +204,7 @@ class RunWriter:
         if self.finished:
             return
         status_text = str(getattr(status, "value", status)).lower()
-        self._write_lr(final=True)
+        self._write_lr(final=last_point)
         if metrics:
             self.scalars(dict(metrics), self._last_step)
         values = {**clean_hparams(hparams), **peak_lrs(peaks or {}), "status": status_text}

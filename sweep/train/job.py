@@ -92,15 +92,16 @@ def close_writer(writer: RunWriter, b: Built, trial: NoTrial, status: str) -> No
     if status == Status.INTERRUPTED.value:  # the resumed run writes it at its real end
         writer.close(last_point=False)
         return
-    status = Status.PRUNED.value if status == Status.PAUSED.value else status
+    paused = status == Status.PAUSED.value
     main = b.task.metrics[0]
     peaks = {pg["group"]: pg["base_lr"] * pg["mult"] for pg in b.optimizer.param_groups}
     writer.finish(
         hparams_of(b.settings, task_overrides()),
-        status,
+        Status.PRUNED.value if paused else status,
         searched=[k.lstrip("+~") for k in trial.params],
         peaks=peaks,
         metric_tags=[main, "val/loss", "best/" + main.replace("/", "_")],
+        last_point=not paused,
     )
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import FAST, read_trials, run_train
+from conftest import FAST, lr_steps, read_trials, run_train
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 from test_sweeper import study as load_study
 from test_sweeper import sweep
 
+from sweep.logs.hparams import run_sessions
 from sweep.search import interruptions, keys, pausing, workers
 from sweep.search import space as search
 from sweep.search.storage import open_storage
@@ -166,6 +167,9 @@ def test_a_sweep_pauses_resumes_and_prunes_at_rungs(tmp_path):
         "search=lr",
         *FAST,
         "trainer.epochs=12",
+        "trainer.batch_size=4",  # over 1000 updates: the LR curve is written every k-th, k > 1
+        "optimizer.lr=tag(log, interval(1e-3, 0.01))",  # none diverges at this batch size
+        "groups.head_lr_mult=tag(log, interval(1, 3))",
         "hydra.sweeper.n_trials=9",
         "hydra.sweeper.pause_trials=true",
         f"hydra.sweep.dir={d}",
@@ -184,7 +188,15 @@ def test_a_sweep_pauses_resumes_and_prunes_at_rungs(tmp_path):
         status = yaml.safe_load((d / str(t.number) / "status.yaml").read_text())
         assert status["status"] == t.state.name.lower() and status["epochs"] == epochs[-1]
     assert not [p for p, _, files in os.walk(d) if "resume.pt" in files]
-    assert any(t.user_attrs.get(keys.PROMOTED) for t in load_study(d).trials)  # some trial was resumed
+    resumed = [t.number for t in load_study(d).trials if t.user_attrs.get(keys.PROMOTED)]
+    assert resumed  # some trial went on from its rung
+    for number in resumed:  # its LR curve goes on at the same stride, with no point left at the pause
+        steps = lr_steps(d / str(number) / "tensorboard")
+        assert steps == sorted(set(steps)) and all(
+            b - a == steps[1] - steps[0] for a, b in zip(steps[:-2], steps[1:-1])
+        )
+    sessions = run_sessions(str(d / "tensorboard"))  # one HPARAMS session per trial, with its final status
+    assert sorted(str(s["status"]) for s in sessions) == sorted(r["state"].lower() for r in rows.values())
 
 
 def test_paused_trials_left_by_a_stopped_sweep_are_finished_when_it_runs_again(monkeypatch, tmp_path):
