@@ -79,7 +79,7 @@ def draw(sweep_dir: str, study: optuna.Study) -> list[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fig = make()
-        tmp = os.path.join(sweep_dir, f".{name}.tmp.png")
+        tmp = os.path.join(sweep_dir, f".{name}.{os.getpid()}.tmp.png")  # sweeps sharing a sweep dir
         fig.savefig(tmp, dpi=100, bbox_inches="tight")
         os.replace(tmp, os.path.join(sweep_dir, name))
         plt.close(fig)

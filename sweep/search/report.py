@@ -242,7 +242,7 @@ def write_report(study: optuna.Study, sweep_dir: str | None, out: str | None = N
     ctx = read_context(sweep_dir, dict(study.user_attrs), study.get_trials(deepcopy=False))
     path = out or os.path.join(sweep_dir or os.getcwd(), "report.html")
     text = build(study, ctx)
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # sweeps sharing a sweep dir may write it at once
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)

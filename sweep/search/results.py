@@ -89,7 +89,7 @@ def write_csv(path: str, trials: Sequence[FrozenTrial], sweep_dir: str | None = 
     reads it as is."""
     sweep_dir = sweep_dir or os.path.dirname(os.path.abspath(path))
     params = list(dict.fromkeys(k for t in trials for k in t.params))
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # sweeps sharing a study and a sweep dir may end together
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([*CSV_COLUMNS, *(f"param:{k}" if k in CSV_COLUMNS else k for k in params)])
@@ -187,7 +187,7 @@ def write_results(
     }
     if best is not None:
         out["best"]["command"] = " ".join([command] + [shlex.quote(o) for o in out["best"]["overrides"]])
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"
     OmegaConf.save(OmegaConf.create(out), tmp)
     os.replace(tmp, path)
     return out

@@ -20,6 +20,7 @@ from optuna.trial import TrialState, create_trial
 
 from sweep.search import report_analysis as an
 from sweep.search import report_checks as checks
+from sweep.search import results
 from sweep.search.report import build
 from sweep.search.report_context import Context
 
@@ -373,3 +374,26 @@ def test_an_enqueued_value_outside_a_narrowed_range_is_left_to_the_sampler():
 
     assert fits(MULT, 1.0) and not fits(FloatDistribution(2.0, 100.0, log=True), 1.0)
     assert fits(CategoricalDistribution([1, 10]), 1.0) and not fits(CategoricalDistribution([5, 10]), 1.0)
+
+
+def _write_csv_often(path: str, trials: list, times: int) -> None:
+    for _ in range(times):
+        results.write_csv(path, trials)
+
+
+def test_two_sweeps_ending_together_both_write_their_results(tmp_path):
+    """Two sweep processes on one study and sweep dir rewrite trials.csv at their ends: each through a
+    temporary file of its own, so neither finds the other's gone (FileNotFoundError) mid-replace."""
+    import multiprocessing
+
+    study = optuna.create_study(direction="maximize")
+    add(study, 0.01, 0.8)
+    path = str(tmp_path / "trials.csv")
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_csv_often, args=(path, study.trials, 300)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(list(csv.DictReader(open(path)))) == 1
