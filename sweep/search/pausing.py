@@ -42,7 +42,7 @@ from sweep.trial import Outcome, Status, write_status
 
 log = logging.getLogger(__name__)
 
-PAUSE_KEY = "pause"  # in the pruner's plain-data spec: successive halving pauses pausable trials
+PAUSE_KEY = "pause_from"  # in the pruner's plain-data spec: the first rung of the trials that pause
 TO_THE_END = 1000  # rungs passed by a trial resumed to complete the floor
 
 

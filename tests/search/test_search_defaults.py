@@ -201,9 +201,9 @@ def test_halvings_first_rung_is_a_sixth_of_the_run_from_epoch_2_unless_named():
     # paused trials: a quarter of the run (each trial is ranked against all, so fewer go on)
     assert [search.first_rung(e, paused=True) for e in (None, 6, 10, 12, 24)] == [2, 2, 2, 3, 6]
     paused = search.pruner_spec("successive_halving", {}, epochs=24, pause=True)
-    assert paused["pause"] == 6 and paused["min_resource"] == 4  # a trial that cannot pause keeps a sixth
-    assert search.pruner_spec("successive_halving", {"min_resource": 5}, epochs=24, pause=True)["pause"] == 5
-    assert "pause" not in search.pruner_spec("median", {}, epochs=24, pause=True)
+    assert paused["pause_from"] == 6 and paused["min_resource"] == 4  # a trial that cannot pause keeps a sixth
+    assert search.pruner_spec("successive_halving", {"min_resource": 5}, epochs=24, pause=True)["pause_from"] == 5
+    assert "pause_from" not in search.pruner_spec("median", {}, epochs=24, pause=True)
 
 
 def test_a_sweep_places_the_first_rung_by_the_epochs_the_app_declares(monkeypatch, tmp_path):
