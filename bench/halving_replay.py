@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
-import json
 import os
 import random
 import re
@@ -63,9 +61,7 @@ class Rule:
 def curves(setting: list[str], epochs: int, seed: int, maximize: bool) -> list[Run]:
     """The grid's runs with their per-epoch metric, signed so that higher is better (NaN: -inf)."""
     se.grid(setting, epochs, seed, maximize)  # cached, or run now
-    args = [*setting, f"trainer.epochs={epochs}", f"trainer.seed={seed}"]
-    args += [f"optimizer.lr={','.join(se.LRS)}", f"groups.head_lr_mult={','.join(se.MULTS)}"]
-    out = se.CACHE / "grid" / hashlib.sha1(json.dumps(args).encode()).hexdigest()[:16]
+    _, out = se.grid_args(setting, epochs, seed)
     runs = []
     for job in glob.glob(os.path.join(out, "[0-9]*")):
         overrides = dict(line[2:].strip().split("=", 1) for line in open(os.path.join(job, ".hydra", "overrides.yaml")))

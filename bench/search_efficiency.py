@@ -160,7 +160,8 @@ def retrain(setting: list[str], epochs: int, params: dict[str, str]) -> float:
     return statistics.mean(finite) if len(finite) == len(values) else float("nan")
 
 
-def grid(setting: list[str], epochs: int, seed: int, maximize: bool) -> dict:
+def grid_args(setting: list[str], epochs: int, seed: int) -> tuple[list[str], str]:
+    """The grid's command-line overrides, and the cache dir its jobs write to (keyed by them)."""
     args = [
         *setting,
         f"trainer.epochs={epochs}",
@@ -168,9 +169,12 @@ def grid(setting: list[str], epochs: int, seed: int, maximize: bool) -> dict:
         f"optimizer.lr={','.join(LRS)}",
         f"groups.head_lr_mult={','.join(MULTS)}",
     ]
-    key = hashlib.sha1(json.dumps(args).encode()).hexdigest()[:16]
-    path = CACHE / "grid" / f"{key}.json"
-    out = str(CACHE / "grid" / key)
+    return args, str(CACHE / "grid" / hashlib.sha1(json.dumps(args).encode()).hexdigest()[:16])
+
+
+def grid(setting: list[str], epochs: int, seed: int, maximize: bool) -> dict:
+    args, out = grid_args(setting, epochs, seed)
+    path = CACHE / "grid" / f"{os.path.basename(out)}.json"
     if path.exists():
         return json.loads(path.read_text())
     r = train(args, out)

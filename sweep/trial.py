@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import enum
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -90,8 +91,6 @@ def complete(value: float, epochs: int) -> Outcome:
 def write_status(out: str, outcome: Outcome) -> None:
     """`status.yaml` in the job dir, from the outcome the trial gets: status (complete, pruned,
     failed, ...), reason, epochs, value. Written atomically (a kill mid-write leaves the old one)."""
-    import os
-
     import yaml
 
     path = os.path.join(out, "status.yaml")

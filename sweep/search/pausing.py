@@ -29,7 +29,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 
 PAUSE_KEY = "pause_from"  # in the pruner's plain-data spec: the first rung of the trials that pause
 TO_THE_END = 1000  # rungs passed by a trial resumed to complete the floor
+
+
+def reduction_factor(spec: Mapping[str, Any]) -> int:
+    """The eta of a successive-halving spec (Optuna's default, 4, where it names none)."""
+    return int(spec.get("reduction_factor", 4))
 
 
 class PausingHalving(optuna.pruners.BasePruner):
@@ -106,10 +111,16 @@ def _resume(study: optuna.Study, storage: optuna.storages.BaseStorage, t: Frozen
     return trial_id
 
 
-def next_to_resume(study: optuna.Study, storage: optuna.storages.BaseStorage, eta: int, maximize: bool) -> int | None:
+def next_to_resume(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    eta: int,
+    maximize: bool,
+    trials: Sequence[FrozenTrial] | None = None,
+) -> int | None:
     """The id of the paused trial that ranks on its rung (the furthest rung first, then the best),
-    marked resumed; None when none ranks."""
-    trials = study.get_trials(deepcopy=False)
+    marked resumed; None when none ranks. `trials`: the study's, where the caller has them."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
     ranking = [t for t in paused(trials) if ranks_on(t, trials, eta, maximize)]
     if not ranking:
         return None
@@ -119,11 +130,17 @@ def next_to_resume(study: optuna.Study, storage: optuna.storages.BaseStorage, et
 
 
 def finish_paused(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, floor: int, eta: int, maximize: bool, sweep_dir: str
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    floor: int,
+    eta: int,
+    maximize: bool,
+    sweep_dir: str,
+    trials: Sequence[FrozenTrial] | None = None,
 ) -> int | None:
     """With every trial started: the id of the paused trial to run to the end while fewer than
     `floor` are complete; else None, once every paused trial is told PRUNED."""
-    trials = study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
     waiting = paused(trials)
     complete = sum(t.state == TrialState.COMPLETE and not keys.diverged(t.user_attrs) for t in trials)
     if waiting and complete < floor:

@@ -275,7 +275,7 @@ def pruner_spec(
     if name in ("median", "percentile"):
         spec.update(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
     if name == "successive_halving":  # pause: the pausing trials' first rung (a named min_resource is everyone's)
-        spec["min_resource"] = dict(options or {}).get("min_resource", first_rung(epochs))
+        spec["min_resource"] = first_rung(epochs)
         spec.update({PAUSE_KEY: dict(options or {}).get("min_resource", first_rung(epochs, True))} if pause else {})
     return {**spec, **dict(options or {})}
 
@@ -283,7 +283,7 @@ def pruner_spec(
 def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     """The pruner from its plain-data spec (as stored in the study for jobs in other processes)."""
     from sweep.search.optuna_forms import build_object, is_target
-    from sweep.search.pausing import PAUSE_KEY, PausingHalving
+    from sweep.search.pausing import PAUSE_KEY, PausingHalving, reduction_factor
     from sweep.search.pruning import FLOOR_KEY, with_floor
 
     floor = int(spec.get(FLOOR_KEY) or 0)  # hydra.sweeper.min_complete_trials, on any pruner
@@ -301,7 +301,7 @@ def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
             "hydra.sweeper.pruner_options", kwargs, f"arguments the {name} pruner takes ({err})"
         ) from None
     if isinstance(pause, int) and not isinstance(pause, bool) and name == "successive_halving":
-        return PausingHalving(built, pause, int(kwargs.get("reduction_factor", 4)))
+        return PausingHalving(built, pause, reduction_factor(kwargs))
     return built
 
 

@@ -198,14 +198,14 @@ class LRSweeper:
         """Run a paused trial on to its next rung when it ranks there, or (every trial started) to the
         end while the floor of complete trials is short; the rest pruned (`sweep.search.pausing`).
         Paused trials left by an earlier run of the study are finished so even with pausing off."""
-        if not pausing.paused(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+        if not pausing.paused(trials := study.get_trials(deepcopy=False)):  # read once for the steps below
             return False
         spec, maximize = plan.pruner_spec, plan.directions[0] == "maximize"
-        eta = int(spec.get("reduction_factor", 3))
-        trial_id = pausing.next_to_resume(study, storage, eta, maximize)
+        eta = pausing.reduction_factor(spec)
+        trial_id = pausing.next_to_resume(study, storage, eta, maximize, trials)
         if trial_id is None and free <= 0:
             floor = int(spec.get(FLOOR_KEY) or 0)
-            trial_id = pausing.finish_paused(study, storage, floor, eta, maximize, plan.sweep_dir)
+            trial_id = pausing.finish_paused(study, storage, floor, eta, maximize, plan.sweep_dir, trials)
         if trial_id is None:
             return False
         trial = optuna.trial.Trial(study, trial_id)
